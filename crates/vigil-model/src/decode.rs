@@ -1,0 +1,283 @@
+//! From text to audit events.
+//!
+//! Audit logs come as JSON lines (the log backend), as EventList documents (what the webhook
+//! backend POSTs, often saved whole and pretty-printed), and in older shapes (no apiVersion,
+//! v1beta1 with `metadata` and `timestamp`). [`LineAssembler`] finds document boundaries in a
+//! stream of lines; [`decode_document`] turns one document into events. A bad item in an
+//! EventList fails alone: its neighbours are still returned.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::audit::Event;
+
+/// Why one record is not a usable audit event. Lines are absolute (1-based) in the input.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("line {line}, column {column}: not valid JSON: {message}")]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("line {line}{}: not an audit event: {reason}", item_suffix(*.item))]
+    NotAnEvent {
+        line: usize,
+        item: Option<usize>,
+        reason: String,
+    },
+    #[error("line {line}: a JSON document longer than {limit} bytes never ended; is this a JSON audit log?")]
+    TooLong { line: usize, limit: usize },
+}
+
+fn item_suffix(item: Option<usize>) -> String {
+    item.map(|i| format!(" (EventList item {i})")).unwrap_or_default()
+}
+
+impl DecodeError {
+    pub fn line(&self) -> usize {
+        match self {
+            DecodeError::Json { line, .. }
+            | DecodeError::NotAnEvent { line, .. }
+            | DecodeError::TooLong { line, .. } => *line,
+        }
+    }
+}
+
+/// One decoded record: its event, and the line where its document starts.
+#[derive(Debug)]
+pub struct Decoded {
+    pub line: usize,
+    pub event: Event,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default)]
+    kind: Option<&'a str>,
+    #[serde(default, borrow)]
+    items: Option<Vec<&'a RawValue>>,
+}
+
+/// Decodes one JSON document that starts at `line`: a single event or an EventList.
+pub fn decode_document(text: &str, line: usize) -> Vec<Result<Decoded, DecodeError>> {
+    let json_err = |e: serde_json::Error| DecodeError::Json {
+        line: line + e.line().saturating_sub(1),
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    };
+    let envelope: Envelope = match serde_json::from_str(text) {
+        Ok(env) => env,
+        Err(e) if e.is_data() => {
+            return vec![Err(DecodeError::NotAnEvent {
+                line,
+                item: None,
+                reason: format!("expected a JSON object with auditID, verb and requestURI: {}", strip_position(&e.to_string())),
+            })]
+        }
+        Err(e) => return vec![Err(json_err(e))],
+    };
+    match (envelope.kind, envelope.items) {
+        (Some("EventList"), Some(items)) | (None, Some(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| decode_event(raw.get(), line, Some(i)))
+            .collect(),
+        (Some("EventList"), None) => Vec::new(),
+        _ => vec![decode_event(text, line, None)],
+    }
+}
+
+fn decode_event(text: &str, line: usize, item: Option<usize>) -> Result<Decoded, DecodeError> {
+    let not_event = |reason: String| DecodeError::NotAnEvent { line, item, reason };
+    let event: Event = serde_json::from_str(text).map_err(|e| not_event(strip_position(&e.to_string())))?;
+    if let Some(kind) = event.kind.as_deref() {
+        if kind != "Event" {
+            return Err(not_event(format!("field kind is {kind:?}, expected \"Event\"")));
+        }
+    }
+    if let Some(v) = event.api_version.as_deref() {
+        if !v.starts_with("audit.k8s.io/") {
+            return Err(not_event(format!(
+                "field apiVersion is {v:?}, expected audit.k8s.io/v1 (or the older v1beta1/v1alpha1)"
+            )));
+        }
+    }
+    if event.audit_id.is_empty() {
+        return Err(not_event("field auditID is missing or empty".into()));
+    }
+    if event.verb.is_empty() && event.request_uri.is_empty() {
+        return Err(not_event("fields verb and requestURI are both missing".into()));
+    }
+    if event.time().is_none() {
+        return Err(not_event(
+            "no time: expected stageTimestamp or requestReceivedTimestamp (or timestamp)".into(),
+        ));
+    }
+    Ok(Decoded { line, event })
+}
+
+/// serde_json appends "at line X column Y" relative to the document; we report absolute lines.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Groups lines into JSON documents: one per line for JSON-lines logs, several lines for a
+/// pretty-printed document. A line that cannot start a document is returned alone, so its
+/// error names it and the next line is read afresh.
+pub struct LineAssembler {
+    buf: String,
+    start: usize,
+    limit: usize,
+}
+
+/// A complete document, ready for [`decode_document`] or for reporting.
+#[derive(Debug, PartialEq)]
+pub struct Chunk {
+    pub line: usize,
+    pub text: String,
+}
+
+impl LineAssembler {
+    /// `limit`: the largest multi-line document accepted, in bytes.
+    pub fn new(limit: usize) -> Self {
+        LineAssembler {
+            buf: String::new(),
+            start: 0,
+            limit,
+        }
+    }
+
+    /// Feeds line number `line` (1-based, without its newline); complete chunks go to `emit`.
+    pub fn push(&mut self, line: usize, text: &str, emit: &mut impl FnMut(Result<Chunk, DecodeError>)) {
+        if !self.buf.is_empty() && text.starts_with('{') && is_standalone(text) {
+            // An unindented, complete object cannot sit inside a pretty-printed document: what
+            // is pending was a torn line (a crash or a rotation mid-write). Report it alone.
+            emit(Ok(Chunk { line: self.start, text: std::mem::take(&mut self.buf) }));
+        }
+        if self.buf.is_empty() {
+            let trimmed = text.trim();
+            if trimmed.is_empty() {
+                return;
+            }
+            if !trimmed.starts_with('{') || is_complete(trimmed) {
+                emit(Ok(Chunk { line, text: trimmed.to_string() }));
+                return;
+            }
+            self.start = line;
+        }
+        self.buf.push_str(text);
+        self.buf.push('\n');
+        if self.buf.len() > self.limit {
+            self.buf.clear();
+            emit(Err(DecodeError::TooLong { line: self.start, limit: self.limit }));
+        } else if text.trim_end().ends_with('}') && is_complete(&self.buf) {
+            // The cheap check first: a document can only end on a line that closes a brace.
+            emit(Ok(Chunk { line: self.start, text: std::mem::take(&mut self.buf) }));
+        }
+    }
+
+    /// Ends the input: an unfinished document is returned as is, to be reported.
+    pub fn finish(&mut self) -> Option<Chunk> {
+        (!self.buf.is_empty()).then(|| Chunk {
+            line: self.start,
+            text: std::mem::take(&mut self.buf),
+        })
+    }
+}
+
+fn is_standalone(text: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+}
+
+/// True unless the text is a JSON prefix cut short (an EOF error): garbage counts as complete,
+/// so it is reported at once rather than swallowing the lines after it.
+fn is_complete(text: &str) -> bool {
+    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        Ok(_) => true,
+        Err(e) => !e.is_eof(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{"username":"alice"},"requestReceivedTimestamp":"2024-01-01T00:00:00.000000Z","stageTimestamp":"2024-01-01T00:00:00.100000Z"}"#;
+
+    fn assemble(text: &str) -> Vec<Result<Chunk, DecodeError>> {
+        let mut a = LineAssembler::new(1 << 20);
+        let mut out = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            a.push(i + 1, l, &mut |c| out.push(c));
+        }
+        out.extend(a.finish().map(Ok));
+        out
+    }
+
+    #[test]
+    fn decodes_a_single_event() {
+        let out = decode_document(EVENT, 7);
+        let d = out[0].as_ref().unwrap();
+        assert_eq!(d.line, 7);
+        assert_eq!(d.event.audit_id, "a1");
+        assert_eq!(d.event.user.username, "alice");
+    }
+
+    #[test]
+    fn bad_eventlist_item_does_not_lose_the_others() {
+        let doc = format!(
+            r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{EVENT},{{"hello":1}},{EVENT}]}}"#
+        );
+        let out = decode_document(&doc, 1);
+        assert_eq!(out.len(), 3);
+        assert!(out[0].is_ok() && out[2].is_ok());
+        let err = out[1].as_ref().unwrap_err().to_string();
+        assert!(err.contains("item 1") && err.contains("auditID"), "{err}");
+    }
+
+    #[test]
+    fn non_events_are_named() {
+        let out = decode_document(r#"{"kind":"Pod","apiVersion":"v1"}"#, 3);
+        let err = out[0].as_ref().unwrap_err().to_string();
+        assert!(err.starts_with("line 3") && err.contains("kind"), "{err}");
+        let out = decode_document("[1,2]", 4);
+        assert!(out[0].as_ref().unwrap_err().to_string().contains("line 4"));
+    }
+
+    #[test]
+    fn old_shapes_are_tolerated() {
+        let old = r#"{"metadata":{"creationTimestamp":"2017-09-11T19:55:05Z"},"level":"Metadata","timestamp":"2017-09-11T19:55:05Z","auditID":"x","stage":"ResponseComplete","requestURI":"/api","verb":"get","user":{}}"#;
+        let out = decode_document(old, 1);
+        let ev = &out[0].as_ref().unwrap().event;
+        assert_eq!(ev.time().unwrap().to_string(), "2017-09-11T19:55:05.000000Z");
+    }
+
+    #[test]
+    fn assembles_pretty_documents_and_single_lines() {
+        let text = format!("{EVENT}\n\n{{\n  \"kind\": \"EventList\",\n  \"items\": []\n}}\nnot json\n{EVENT}\n");
+        let chunks = assemble(&text);
+        let lines: Vec<usize> = chunks.iter().map(|c| c.as_ref().unwrap().line).collect();
+        assert_eq!(lines, vec![1, 3, 7, 8]);
+    }
+
+    #[test]
+    fn a_torn_line_does_not_swallow_the_next() {
+        let text = format!("{{\"auditID\": \"x\",\n{EVENT}\n{EVENT}\n");
+        let chunks = assemble(&text);
+        let lines: Vec<usize> = chunks.iter().map(|c| c.as_ref().unwrap().line).collect();
+        assert_eq!(lines, vec![1, 2, 3]);
+        assert!(decode_document(&chunks[0].as_ref().unwrap().text, 1)[0].is_err());
+    }
+
+    #[test]
+    fn a_broken_line_does_not_swallow_the_next() {
+        let text = format!("{{\"auditID\": \"x\", oops\n{EVENT}\n");
+        let chunks = assemble(&text);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[1].as_ref().unwrap().line, 2);
+    }
+}

@@ -1,0 +1,241 @@
+//! Where events come from. This crate does the reading; parsing stays in the pure crates.
+//!
+//! - [`open_input`]: a file (plain or gzip, told apart by its magic bytes, not its name) or `-`.
+//! - [`AuditRecords`]: splits a Kubernetes audit input into JSON documents (JSON lines or
+//!   EventList documents) and decodes them, yielding every good event and every bad record with
+//!   its file and line, so one bad record never hides its neighbours.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use flate2::read::MultiGzDecoder;
+use vigil_model::decode::{decode_document, DecodeError, LineAssembler};
+use vigil_model::Event;
+
+/// The largest multi-line JSON document accepted (an EventList saved whole), in bytes.
+pub const MAX_DOCUMENT_BYTES: usize = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: cannot open: {source}")]
+    Open { path: String, source: io::Error },
+    #[error("{path}: read failed near line {line}: {source}")]
+    Read {
+        path: String,
+        line: usize,
+        source: io::Error,
+    },
+}
+
+/// Opens `path` for reading (`-` is standard input), decompressing gzip transparently.
+pub fn open_input(path: &str) -> Result<Box<dyn BufRead + Send>, SourceError> {
+    let open_err = |source| SourceError::Open {
+        path: path.to_string(),
+        source,
+    };
+    let raw: Box<dyn Read + Send> = if path == "-" {
+        Box::new(io::stdin())
+    } else {
+        Box::new(File::open(Path::new(path)).map_err(open_err)?)
+    };
+    let mut reader = BufReader::with_capacity(1 << 16, raw);
+    let magic = reader.fill_buf().map_err(open_err)?;
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            MultiGzDecoder::new(reader),
+        )))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+/// Where a record came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    pub file: Arc<str>,
+    pub line: usize,
+}
+
+/// One audit event with its origin and the JSON text it was decoded from.
+#[derive(Debug)]
+pub struct AuditRecord {
+    pub origin: Origin,
+    pub event: Event,
+    /// Size of the record in the input, in bytes (for an EventList item: its share).
+    pub raw_len: usize,
+}
+
+/// A record that was rejected, kept for inspection.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {error}")]
+pub struct Rejected {
+    pub file: Arc<str>,
+    pub error: DecodeError,
+    /// The offending text, cut to a readable length.
+    pub text: String,
+}
+
+/// Reads a Kubernetes audit input record by record.
+pub struct AuditRecords<R> {
+    file: Arc<str>,
+    reader: R,
+    assembler: LineAssembler,
+    line: usize,
+    buf: String,
+    ready: std::collections::VecDeque<Result<AuditRecord, Rejected>>,
+    done: bool,
+}
+
+impl<R: BufRead> AuditRecords<R> {
+    pub fn new(file: &str, reader: R) -> Self {
+        AuditRecords {
+            file: Arc::from(file),
+            reader,
+            assembler: LineAssembler::new(MAX_DOCUMENT_BYTES),
+            line: 0,
+            buf: String::new(),
+            ready: Default::default(),
+            done: false,
+        }
+    }
+
+    fn decode_chunk(&mut self, line: usize, text: &str) {
+        let results = decode_document(text, line);
+        let share = text.len() / results.len().max(1);
+        for r in results {
+            self.ready.push_back(match r {
+                Ok(d) => Ok(AuditRecord {
+                    origin: Origin {
+                        file: self.file.clone(),
+                        line: d.line,
+                    },
+                    event: d.event,
+                    raw_len: share,
+                }),
+                Err(error) => Err(self.rejected(error, text)),
+            });
+        }
+    }
+
+    fn rejected(&self, error: DecodeError, text: &str) -> Rejected {
+        let mut text = text.trim().to_string();
+        if text.len() > 200 {
+            let cut = (0..=200).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            text.truncate(cut);
+            text.push('…');
+        }
+        Rejected {
+            file: self.file.clone(),
+            error,
+            text,
+        }
+    }
+
+    /// Reads lines until at least one result is ready or the input ends.
+    fn fill(&mut self) -> Result<(), SourceError> {
+        while self.ready.is_empty() && !self.done {
+            self.buf.clear();
+            let n = read_line_lossy(&mut self.reader, &mut self.buf).map_err(|source| {
+                SourceError::Read {
+                    path: self.file.to_string(),
+                    line: self.line + 1,
+                    source,
+                }
+            })?;
+            if n == 0 {
+                self.done = true;
+                if let Some(chunk) = self.assembler.finish() {
+                    self.decode_chunk(chunk.line, &chunk.text);
+                }
+                break;
+            }
+            self.line += 1;
+            let line_text = std::mem::take(&mut self.buf);
+            let mut chunks = Vec::new();
+            self.assembler
+                .push(self.line, line_text.trim_end_matches(['\n', '\r']), &mut |c| {
+                    chunks.push(c)
+                });
+            self.buf = line_text;
+            for chunk in chunks {
+                match chunk {
+                    Ok(c) => self.decode_chunk(c.line, &c.text),
+                    Err(e) => {
+                        let rejected = self.rejected(e, "");
+                        self.ready.push_back(Err(rejected));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads one line; invalid UTF-8 is replaced rather than failing the whole file.
+fn read_line_lossy(reader: &mut impl BufRead, out: &mut String) -> io::Result<usize> {
+    let mut bytes = Vec::new();
+    let n = reader.read_until(b'\n', &mut bytes)?;
+    match String::from_utf8(bytes) {
+        Ok(s) => out.push_str(&s),
+        Err(e) => out.push_str(&String::from_utf8_lossy(e.as_bytes())),
+    }
+    Ok(n)
+}
+
+impl<R: BufRead> Iterator for AuditRecords<R> {
+    type Item = Result<Result<AuditRecord, Rejected>, SourceError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Err(e) = self.fill() {
+            self.done = true;
+            return Some(Err(e));
+        }
+        self.ready.pop_front().map(Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const EVENT: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{"username":"alice"},"stageTimestamp":"2024-01-01T00:00:00.100000Z"}"#;
+
+    fn collect(path: &str) -> (Vec<AuditRecord>, Vec<Rejected>) {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for r in AuditRecords::new(path, open_input(path).unwrap()) {
+            match r.unwrap() {
+                Ok(rec) => good.push(rec),
+                Err(rej) => bad.push(rej),
+            }
+        }
+        (good, bad)
+    }
+
+    #[test]
+    fn gzip_is_detected_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log.1");
+        let mut gz = flate2::write::GzEncoder::new(
+            File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        writeln!(gz, "{EVENT}\nnot json\n{EVENT}").unwrap();
+        gz.finish().unwrap();
+        let (good, bad) = collect(path.to_str().unwrap());
+        assert_eq!(good.len(), 2);
+        assert_eq!(good[1].origin.line, 3);
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].to_string().contains("line 2"), "{}", bad[0]);
+        assert!(bad[0].to_string().contains("audit.log.1"), "{}", bad[0]);
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let err = open_input("/nonexistent/audit.log").err().unwrap();
+        assert!(err.to_string().starts_with("/nonexistent/audit.log"));
+    }
+}

@@ -280,4 +280,53 @@ mod tests {
         assert_eq!(chunks.len(), 2);
         assert_eq!(chunks[1].as_ref().unwrap().line, 2);
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any text, cut into lines any way, yields results for every line that held
+            /// something, and never panics.
+            #[test]
+            fn never_panics_and_never_loses_lines(lines in proptest::collection::vec(".{0,80}", 0..20)) {
+                let text = lines.join("\n");
+                let mut a = LineAssembler::new(1 << 12);
+                let mut chunks = Vec::new();
+                for (i, l) in text.lines().enumerate() {
+                    a.push(i + 1, l, &mut |c| chunks.push(c));
+                }
+                chunks.extend(a.finish().map(Ok));
+                for c in chunks.iter().flatten() {
+                    let _ = decode_document(&c.text, c.line);
+                }
+                let non_blank = text.lines().filter(|l| !l.trim().is_empty()).count();
+                prop_assert!(chunks.len() <= non_blank);
+                prop_assert!(non_blank == 0 || !chunks.is_empty());
+            }
+
+            /// Valid events survive any number of garbage lines between them.
+            #[test]
+            fn events_survive_garbage(garbage in proptest::collection::vec("[^{\\n][^\\n]{0,40}", 0..5)) {
+                let mut text = String::new();
+                for g in &garbage {
+                    text.push_str(EVENT);
+                    text.push('\n');
+                    text.push_str(g);
+                    text.push('\n');
+                }
+                text.push_str(EVENT);
+                let mut a = LineAssembler::new(1 << 16);
+                let mut good = 0;
+                for (i, l) in text.lines().enumerate() {
+                    a.push(i + 1, l, &mut |c| {
+                        if let Ok(c) = c {
+                            good += decode_document(&c.text, c.line).iter().filter(|r| r.is_ok()).count();
+                        }
+                    });
+                }
+                prop_assert_eq!(good, garbage.len() + 1);
+            }
+        }
+    }
 }

@@ -1,0 +1,1025 @@
+//! Compiling Sigma documents into a [`RuleSet`].
+
+use std::collections::HashMap;
+
+use vigil_model::yaml::{Node, Value as Y};
+
+use crate::condition::{self, AggFunc, CondAst, CondError, OfTarget, Quant};
+use crate::correlation::{CorrKind, CorrelationSpec};
+use crate::error::{Problem, RejectKind, RuleError};
+use crate::event::FieldPath;
+use crate::mapping::{DatasetSpec, LogSource, Mappings};
+use crate::prefilter::{self, Prefilter};
+use crate::rule::{self, Body, CorrelationDef, Detection, Doc, FilterDef, Meta};
+use crate::value::{self, Matcher, RawValue};
+
+/// One rule file (or other text) to compile.
+#[derive(Debug, Clone)]
+pub struct RuleSource {
+    /// Where the text came from (a path), used in errors.
+    pub origin: String,
+    pub text: String,
+}
+
+impl RuleSource {
+    pub fn new(origin: impl Into<String>, text: impl Into<String>) -> Self {
+        RuleSource {
+            origin: origin.into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// Compilation settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Values for `|expand` placeholders (`%Admins%` -> `Admins`).
+    pub placeholders: HashMap<String, Vec<String>>,
+    /// Logsource routing and field mappings; `None` uses the built-in `mappings/` files.
+    pub mappings: Option<Mappings>,
+    /// Use the raw-text literal prefilter (on by default).
+    pub prefilter: bool,
+    /// Bounds on correlation state.
+    pub limits: crate::correlation::Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            placeholders: HashMap::new(),
+            mappings: None,
+            prefilter: true,
+            limits: Default::default(),
+        }
+    }
+}
+
+/// Whether a rule is a detection rule or a correlation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    Detection,
+    Correlation,
+}
+
+/// What is known about a loaded rule.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuleInfo {
+    pub kind: RuleKind,
+    pub title: String,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub level: Option<String>,
+    pub description: Option<String>,
+    pub author: Option<String>,
+    pub tags: Vec<String>,
+    pub references: Vec<String>,
+    pub falsepositives: Vec<String>,
+    pub fields: Vec<String>,
+    pub logsource: LogSource,
+    /// The datasets the rule reads.
+    pub datasets: Vec<String>,
+    pub origin: String,
+    pub line: usize,
+    /// Whether the rule's matches are reported on their own. False for rules that only feed a
+    /// correlation (without `generate: true`) and for legacy aggregation rules, whose alerts
+    /// come from their correlation.
+    pub alerts: bool,
+}
+
+/// A compiled rule set: immutable, shareable across threads.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub(crate) rules: Vec<RuleInfo>,
+    pub(crate) datasets: Vec<DatasetRules>,
+    pub(crate) correlations: Vec<CorrelationSpec>,
+    pub(crate) limits: crate::correlation::Limits,
+}
+
+#[derive(Debug)]
+pub(crate) struct DatasetRules {
+    pub name: String,
+    pub time_paths: Vec<FieldPath>,
+    pub id_path: Option<FieldPath>,
+    pub rules: Vec<CompiledRule>,
+    pub prefilter: Option<Prefilter>,
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledRule {
+    pub rule: usize,
+    pub selections: Vec<Selection>,
+    pub condition: Cond,
+    /// The condition as written (several conditions joined by `or`, filters by `and`).
+    pub condition_text: String,
+    /// CNF over prefilter pattern ids: each clause needs one of its patterns in the raw text.
+    pub required: Vec<prefilter::Clause>,
+    /// Correlations this rule feeds.
+    pub feeds: Vec<usize>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Selection {
+    pub name: String,
+    pub node: SelNode,
+}
+
+#[derive(Debug)]
+pub(crate) enum SelNode {
+    Item(Item),
+    And(Vec<SelNode>),
+    Or(Vec<SelNode>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Item {
+    /// The key as written (`CommandLine|contains|all`); empty for keywords.
+    pub key: String,
+    /// The Sigma field name; empty for keywords.
+    pub field: String,
+    /// Event paths (after field mapping); empty for keywords (search every value).
+    pub paths: Vec<FieldPath>,
+    pub exists: Option<bool>,
+    pub all: bool,
+    pub negate: bool,
+    pub matchers: Vec<Matcher>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Cond {
+    Sel(usize),
+    Not(Box<Cond>),
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
+    /// `n of pattern` (`None`: all of).
+    Of {
+        min: Option<u32>,
+        sels: Vec<usize>,
+        text: String,
+    },
+}
+
+struct Ctx<'a> {
+    spec: &'a DatasetSpec,
+    placeholders: &'a HashMap<String, Vec<String>>,
+}
+
+fn raw_value(n: &Node) -> Result<RawValue, Problem> {
+    let Some(s) = n.as_scalar() else {
+        return Err(Problem::invalid(
+            n.line,
+            format!("a value must be a scalar, not {}", n.kind_name()),
+        ));
+    };
+    if s.quoted || s.tag.is_some() {
+        return Ok(RawValue::Str(s.text.clone()));
+    }
+    if s.is_null() {
+        return Ok(RawValue::Null);
+    }
+    if let Some(b) = s.as_bool() {
+        return Ok(RawValue::Bool(b));
+    }
+    if let Some(i) = s.as_i64() {
+        return Ok(RawValue::Num(i as f64, s.text.clone()));
+    }
+    if let Some(f) = s.as_f64() {
+        if f.is_finite() {
+            return Ok(RawValue::Num(f, s.text.clone()));
+        }
+    }
+    Ok(RawValue::Str(s.text.clone()))
+}
+
+fn values_of(n: &Node) -> Result<Vec<RawValue>, Problem> {
+    match &n.value {
+        Y::Seq(items) => {
+            if items.is_empty() {
+                return Err(Problem::invalid(n.line, "an empty list of values"));
+            }
+            items.iter().map(raw_value).collect()
+        }
+        Y::Map(_) => Err(Problem::invalid(
+            n.line,
+            "a field's value cannot be a mapping",
+        )),
+        Y::Scalar(_) => Ok(vec![raw_value(n)?]),
+    }
+}
+
+fn value_problem(line: usize, e: String) -> Problem {
+    match e.strip_prefix("placeholder:") {
+        Some(rest) => Problem::new(line, RejectKind::UndefinedPlaceholder, rest),
+        None => Problem::invalid(line, e),
+    }
+}
+
+fn map_paths(spec: &DatasetSpec, field: &str) -> Vec<FieldPath> {
+    match spec.fields.get(field) {
+        Some(ps) => ps.iter().map(|p| FieldPath::new(p)).collect(),
+        None => vec![FieldPath::new(field)],
+    }
+}
+
+fn compile_item(key: &str, val: &Node, cx: &Ctx, line: usize) -> Result<SelNode, Problem> {
+    let mut parts = key.split('|');
+    let field = parts.next().unwrap_or("").to_string();
+    let mods: Vec<String> = parts.map(|m| m.trim().to_ascii_lowercase()).collect();
+    let values = values_of(val)?;
+    let keyword = field.is_empty();
+    // Value rewrites of the dataset (a value that means another field).
+    let mut rewritten = Vec::new();
+    let mut kept = Vec::new();
+    for v in values {
+        let text = match &v {
+            RawValue::Str(s) => Some(s.as_str()),
+            RawValue::Num(_, t) => Some(t.as_str()),
+            _ => None,
+        };
+        let rw = text.and_then(|t| {
+            cx.spec
+                .values
+                .iter()
+                .find(|r| r.field == field && r.value.eq_ignore_ascii_case(t))
+        });
+        match rw {
+            Some(r) => rewritten.push((r.to_field.clone(), RawValue::Str(r.to_value.clone()))),
+            None => kept.push(v),
+        }
+    }
+    let all = mods.iter().any(|m| m == "all");
+    let build = |field: &str, values: &[RawValue]| -> Result<Item, Problem> {
+        let c = value::compile(&mods, values, keyword, cx.placeholders)
+            .map_err(|e| value_problem(line, e))?;
+        let mut matchers = c.matchers;
+        for m in &mut matchers {
+            if let Matcher::FieldRef { name, paths, .. } = m {
+                *paths = map_paths(cx.spec, name);
+            }
+        }
+        Ok(Item {
+            key: key.to_string(),
+            field: field.to_string(),
+            paths: if keyword {
+                vec![]
+            } else {
+                map_paths(cx.spec, field)
+            },
+            exists: c.exists,
+            all: c.all,
+            negate: c.negate,
+            matchers,
+        })
+    };
+    if rewritten.is_empty() {
+        return Ok(SelNode::Item(build(&field, &kept)?));
+    }
+    let mut nodes = Vec::new();
+    if !kept.is_empty() {
+        nodes.push(SelNode::Item(build(&field, &kept)?));
+    }
+    for (f, v) in rewritten {
+        let mut item = build(&f, &[v])?;
+        item.key = format!("{key} (as {f})");
+        nodes.push(SelNode::Item(item));
+    }
+    Ok(if nodes.len() == 1 {
+        nodes.pop().expect("one node")
+    } else if all {
+        SelNode::And(nodes)
+    } else {
+        SelNode::Or(nodes)
+    })
+}
+
+fn compile_map(entries: &[(Node, Node)], cx: &Ctx, line: usize) -> Result<SelNode, Problem> {
+    if entries.is_empty() {
+        return Err(Problem::invalid(line, "an empty selection"));
+    }
+    let mut items = Vec::new();
+    for (k, v) in entries {
+        let key = k
+            .as_scalar()
+            .map(|s| s.text.clone())
+            .ok_or_else(|| Problem::invalid(k.line, "a field name must be a string"))?;
+        items.push(compile_item(&key, v, cx, k.line)?);
+    }
+    Ok(if items.len() == 1 {
+        items.pop().expect("one item")
+    } else {
+        SelNode::And(items)
+    })
+}
+
+fn compile_selection(n: &Node, cx: &Ctx) -> Result<SelNode, Problem> {
+    match &n.value {
+        Y::Map(entries) => compile_map(entries, cx, n.line),
+        Y::Seq(items) => {
+            if items.is_empty() {
+                return Err(Problem::invalid(n.line, "an empty selection"));
+            }
+            let mut alts = Vec::new();
+            let scalars: Vec<&Node> = items.iter().filter(|i| i.as_scalar().is_some()).collect();
+            if !scalars.is_empty() {
+                let seq = Node {
+                    value: Y::Seq(scalars.into_iter().cloned().collect()),
+                    line: n.line,
+                    col: n.col,
+                };
+                alts.push(compile_item("", &seq, cx, n.line)?);
+            }
+            for i in items {
+                match &i.value {
+                    Y::Map(entries) => alts.push(compile_map(entries, cx, i.line)?),
+                    Y::Seq(_) => {
+                        return Err(Problem::invalid(
+                            i.line,
+                            "a selection list cannot hold lists",
+                        ))
+                    }
+                    Y::Scalar(_) => {}
+                }
+            }
+            Ok(if alts.len() == 1 {
+                alts.pop().expect("one")
+            } else {
+                SelNode::Or(alts)
+            })
+        }
+        Y::Scalar(s) if !s.is_null() => compile_item("", n, cx, n.line),
+        Y::Scalar(_) => Err(Problem::invalid(n.line, "an empty selection")),
+    }
+}
+
+fn resolve_cond(ast: &CondAst, names: &[String], line: usize) -> Result<Cond, Problem> {
+    Ok(match ast {
+        CondAst::Ident(id) => Cond::Sel(names.iter().position(|n| n == id).ok_or_else(|| {
+            Problem::invalid(
+                line,
+                format!("the condition names `{id}`, which is not defined"),
+            )
+        })?),
+        CondAst::Not(e) => Cond::Not(Box::new(resolve_cond(e, names, line)?)),
+        CondAst::And(xs) => Cond::And(
+            xs.iter()
+                .map(|x| resolve_cond(x, names, line))
+                .collect::<Result<_, _>>()?,
+        ),
+        CondAst::Or(xs) => Cond::Or(
+            xs.iter()
+                .map(|x| resolve_cond(x, names, line))
+                .collect::<Result<_, _>>()?,
+        ),
+        CondAst::Of { quant, target } => {
+            let sels: Vec<usize> = names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| match target {
+                    OfTarget::Them => !n.starts_with('_') && !n.starts_with("filter:"),
+                    OfTarget::Pattern(p) => condition::ident_matches(p, n),
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if sels.is_empty() {
+                return Err(Problem::invalid(
+                    line,
+                    format!("`{ast}` matches no search identifier"),
+                ));
+            }
+            Cond::Of {
+                min: match quant {
+                    Quant::All => None,
+                    Quant::AtLeast(n) => Some(*n),
+                },
+                sels,
+                text: ast.to_string(),
+            }
+        }
+    })
+}
+
+fn cond_problem(line: usize, e: CondError) -> Problem {
+    let kind = match e {
+        CondError::Near => RejectKind::NearRemoved,
+        CondError::Aggregation(_) => RejectKind::BadAggregation,
+        CondError::Syntax(_) => RejectKind::Invalid,
+    };
+    Problem::new(line, kind, e.to_string())
+}
+
+/// A detection rule, parsed and checked, before per-dataset compilation.
+struct Prepared {
+    doc_index: usize,
+    datasets: Vec<usize>,
+    conds: Vec<(CondAst, usize)>,
+    agg: Option<(condition::Aggregation, usize)>,
+    filters: Vec<usize>,
+}
+
+fn filter_applies(f: &FilterDef, meta: &Meta, ls: &LogSource) -> bool {
+    let field_ok = |want: &Option<String>, have: &Option<String>| match want {
+        None => true,
+        Some(w) => have.as_ref() == Some(w),
+    };
+    if !(field_ok(&f.logsource.product, &ls.product)
+        && field_ok(&f.logsource.service, &ls.service)
+        && field_ok(&f.logsource.category, &ls.category))
+    {
+        return false;
+    }
+    match &f.rules {
+        None => true,
+        Some(refs) => refs.iter().any(|(r, _)| {
+            meta.id.as_deref() == Some(r.as_str())
+                || meta.name.as_deref() == Some(r.as_str())
+                || meta.title.as_deref() == Some(r.as_str())
+        }),
+    }
+}
+
+impl RuleSet {
+    /// Compiles rule files. Every rule that cannot run is reported (with its file, line, title
+    /// and id) and left out; the rest form the set.
+    pub fn compile(sources: &[RuleSource], cfg: &Config) -> (RuleSet, Vec<RuleError>) {
+        let mappings = cfg.mappings.clone().unwrap_or_else(Mappings::builtin);
+        let mut docs: Vec<Doc> = Vec::new();
+        for s in sources {
+            docs.extend(rule::read_file(&s.origin, &s.text));
+        }
+        let mut errors = Vec::new();
+        let err = |d: &Doc, p: Problem| RuleError {
+            origin: d.origin.clone(),
+            line: p.line,
+            title: d.meta.title.clone(),
+            id: d.meta.id.clone(),
+            kind: p.kind,
+            reason: p.reason,
+        };
+
+        // Filters.
+        let filter_docs: Vec<usize> = docs
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| matches!(d.body, Body::Filter(_)))
+            .map(|(i, _)| i)
+            .collect();
+        let mut filter_used = vec![false; docs.len()];
+
+        // Detection rules: routing and conditions.
+        let mut prepared: Vec<Prepared> = Vec::new();
+        let mut seen_ids: HashMap<String, usize> = HashMap::new();
+        for (di, d) in docs.iter().enumerate() {
+            let det = match &d.body {
+                Body::Broken(p) => {
+                    errors.push(err(d, p.clone()));
+                    continue;
+                }
+                Body::Detection(det) => det,
+                _ => continue,
+            };
+            if let Some(id) = &d.meta.id {
+                if let Some(&first) = seen_ids.get(id) {
+                    errors.push(err(
+                        d,
+                        Problem::new(
+                            d.line,
+                            RejectKind::Duplicate,
+                            format!("id {id} is already used by {}", docs[first].origin),
+                        ),
+                    ));
+                    continue;
+                }
+            }
+            match prepare(di, det, &mappings) {
+                Ok(mut p) => {
+                    for &fi in &filter_docs {
+                        if let Body::Filter(f) = &docs[fi].body {
+                            if filter_applies(f, &d.meta, &det.logsource) {
+                                p.filters.push(fi);
+                                filter_used[fi] = true;
+                            }
+                        }
+                    }
+                    if let Some(id) = &d.meta.id {
+                        seen_ids.insert(id.clone(), di);
+                    }
+                    prepared.push(p);
+                }
+                Err(p) => errors.push(err(d, p)),
+            }
+        }
+        for &fi in &filter_docs {
+            if !filter_used[fi] {
+                if let Body::Filter(f) = &docs[fi].body {
+                    if f.rules.is_some() {
+                        let line = f
+                            .rules
+                            .as_ref()
+                            .and_then(|r| r.first())
+                            .map_or(docs[fi].line, |r| r.1);
+                        errors.push(err(
+                            &docs[fi],
+                            Problem::new(
+                                line,
+                                RejectKind::UnknownReference,
+                                "the filter names no loaded rule (by id, name or title) of its logsource",
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+
+        // Compile each prepared rule on each of its datasets.
+        let mut set = RuleSet {
+            rules: Vec::new(),
+            datasets: mappings
+                .datasets
+                .iter()
+                .map(|s| DatasetRules {
+                    name: s.name.clone(),
+                    time_paths: s.time.iter().map(|p| FieldPath::new(p)).collect(),
+                    id_path: s.id.as_deref().map(FieldPath::new),
+                    rules: Vec::new(),
+                    prefilter: None,
+                })
+                .collect(),
+            correlations: Vec::new(),
+            limits: cfg.limits.clone(),
+        };
+        let mut by_ref: HashMap<String, usize> = HashMap::new();
+        for p in &prepared {
+            let d = &docs[p.doc_index];
+            let Body::Detection(det) = &d.body else {
+                continue;
+            };
+            let mut compiled = Vec::new();
+            let mut failed = None;
+            for &ds in &p.datasets {
+                let cx = Ctx {
+                    spec: &mappings.datasets[ds],
+                    placeholders: &cfg.placeholders,
+                };
+                match compile_detection(det, p, &docs, &cx) {
+                    Ok(c) => compiled.push((ds, c)),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                errors.push(err(d, e));
+                continue;
+            }
+            // Legacy aggregation: the rule feeds a generated correlation.
+            let mut corr = None;
+            if let Some((agg, line)) = &p.agg {
+                match legacy_correlation(agg, *line, det, &mappings, &p.datasets) {
+                    Ok(c) => corr = Some(c),
+                    Err(e) => {
+                        errors.push(err(d, e));
+                        continue;
+                    }
+                }
+            }
+            let idx = set.rules.len();
+            set.rules.push(RuleInfo {
+                kind: RuleKind::Detection,
+                title: d.meta.title.clone().unwrap_or_default(),
+                id: d.meta.id.clone(),
+                name: d.meta.name.clone(),
+                status: d.meta.status.clone(),
+                level: d.meta.level.clone(),
+                description: d.meta.description.clone(),
+                author: d.meta.author.clone(),
+                tags: d.meta.tags.clone(),
+                references: d.meta.references.clone(),
+                falsepositives: d.meta.falsepositives.clone(),
+                fields: d.meta.fields.clone(),
+                logsource: det.logsource.clone(),
+                datasets: p
+                    .datasets
+                    .iter()
+                    .map(|&i| mappings.datasets[i].name.clone())
+                    .collect(),
+                origin: d.origin.clone(),
+                line: d.line,
+                alerts: corr.is_none(),
+            });
+            for key in [&d.meta.id, &d.meta.name].into_iter().flatten() {
+                by_ref.entry(key.clone()).or_insert(idx);
+            }
+            let mut feeds = vec![];
+            if let Some(mut c) = corr {
+                c.rule = idx;
+                c.sources = vec![idx];
+                feeds.push(set.correlations.len());
+                set.correlations.push(c);
+            }
+            for (ds, (sels, cond, text)) in compiled {
+                set.datasets[ds].rules.push(CompiledRule {
+                    rule: idx,
+                    selections: sels,
+                    condition: cond,
+                    condition_text: text,
+                    required: vec![],
+                    feeds: feeds.clone(),
+                });
+            }
+        }
+
+        // Correlation rules.
+        let mut corr_names: HashMap<String, usize> = HashMap::new();
+        for d in &docs {
+            let Body::Correlation(c) = &d.body else {
+                continue;
+            };
+            match correlation_rule(c, d, &by_ref, &corr_names, &set, &mappings) {
+                Ok(mut spec) => {
+                    let idx = set.rules.len();
+                    let datasets: Vec<String> = spec
+                        .sources
+                        .iter()
+                        .flat_map(|&s| set.rules[s].datasets.clone())
+                        .fold(Vec::new(), |mut acc, x| {
+                            if !acc.contains(&x) {
+                                acc.push(x)
+                            }
+                            acc
+                        });
+                    set.rules.push(RuleInfo {
+                        kind: RuleKind::Correlation,
+                        title: d.meta.title.clone().unwrap_or_default(),
+                        id: d.meta.id.clone(),
+                        name: d.meta.name.clone(),
+                        status: d.meta.status.clone(),
+                        level: d.meta.level.clone(),
+                        description: d.meta.description.clone(),
+                        author: d.meta.author.clone(),
+                        tags: d.meta.tags.clone(),
+                        references: d.meta.references.clone(),
+                        falsepositives: d.meta.falsepositives.clone(),
+                        fields: d.meta.fields.clone(),
+                        logsource: LogSource::default(),
+                        datasets,
+                        origin: d.origin.clone(),
+                        line: d.line,
+                        alerts: true,
+                    });
+                    spec.rule = idx;
+                    let ci = set.correlations.len();
+                    for &s in &spec.sources {
+                        if !c.generate {
+                            set.rules[s].alerts = false;
+                        }
+                        for dsr in &mut set.datasets {
+                            for cr in &mut dsr.rules {
+                                if cr.rule == s && !cr.feeds.contains(&ci) {
+                                    cr.feeds.push(ci);
+                                }
+                            }
+                        }
+                    }
+                    set.correlations.push(spec);
+                    for key in [&d.meta.id, &d.meta.name].into_iter().flatten() {
+                        corr_names.entry(key.clone()).or_insert(idx);
+                    }
+                }
+                Err(p) => errors.push(err(d, p)),
+            }
+        }
+
+        // Prefilters.
+        if cfg.prefilter {
+            for ds in &mut set.datasets {
+                ds.prefilter = prefilter::build(&mut ds.rules);
+            }
+        }
+        (set, errors)
+    }
+
+    /// Every loaded rule, by index ([`crate::Match::rule`] indexes this).
+    pub fn rules(&self) -> &[RuleInfo] {
+        &self.rules
+    }
+
+    /// The dataset names this set knows (from the mappings), whether or not rules read them.
+    pub fn datasets(&self) -> impl Iterator<Item = &str> {
+        self.datasets.iter().map(|d| d.name.as_str())
+    }
+
+    /// How many rules read `dataset`, and how many of those the prefilter can skip by text.
+    pub fn dataset_stats(&self, dataset: &str) -> Option<(usize, usize)> {
+        let d = self.datasets.iter().find(|d| d.name == dataset)?;
+        Some((
+            d.rules.len(),
+            d.rules.iter().filter(|r| !r.required.is_empty()).count(),
+        ))
+    }
+
+    pub(crate) fn dataset_index(&self, name: &str) -> Option<usize> {
+        self.datasets.iter().position(|d| d.name == name)
+    }
+}
+
+fn prepare(di: usize, det: &Detection, mappings: &Mappings) -> Result<Prepared, Problem> {
+    let datasets = mappings.route(&det.logsource);
+    // Conditions first: a removed or unsupported construct is the more useful reason.
+    let mut conds = Vec::new();
+    let mut agg = None;
+    for (text, line) in &det.conditions {
+        let p = condition::parse(text).map_err(|e| cond_problem(*line, e))?;
+        if let Some(a) = p.agg {
+            if det.conditions.len() > 1 {
+                return Err(Problem::new(
+                    *line,
+                    RejectKind::BadAggregation,
+                    "an aggregation in a list of several conditions",
+                ));
+            }
+            agg = Some((a, *line));
+        }
+        conds.push((p.expr, *line));
+    }
+    if let Some((a, line)) = &agg {
+        if !matches!(a.func, AggFunc::Count) {
+            return Err(Problem::new(
+                *line,
+                RejectKind::NotYetSupported,
+                format!(
+                    "the legacy `{:?}` aggregation (a value_sum/value_avg-style correlation) is not yet supported",
+                    a.func
+                )
+                .to_lowercase(),
+            ));
+        }
+        if det.timeframe.is_none() {
+            return Err(Problem::new(
+                *line,
+                RejectKind::BadAggregation,
+                "a count aggregation without `timeframe` has no window",
+            ));
+        }
+    }
+    if datasets.is_empty() {
+        return Err(Problem::new(
+            det.logsource_line,
+            RejectKind::NoSource,
+            format!(
+                "logsource ({}) has no Vigil source (see mappings/logsources.yaml)",
+                det.logsource
+            ),
+        ));
+    }
+    Ok(Prepared {
+        doc_index: di,
+        datasets,
+        conds,
+        agg,
+        filters: vec![],
+    })
+}
+
+type CompiledDetection = (Vec<Selection>, Cond, String);
+
+fn compile_detection(
+    det: &Detection,
+    p: &Prepared,
+    docs: &[Doc],
+    cx: &Ctx,
+) -> Result<CompiledDetection, Problem> {
+    let mut sels = Vec::new();
+    let mut names = Vec::new();
+    for (name, node) in &det.selections {
+        let node_c = compile_selection(node, cx)?;
+        names.push(name.clone());
+        sels.push(Selection {
+            name: name.clone(),
+            node: node_c,
+        });
+    }
+    let mut alts = Vec::new();
+    for (ast, line) in &p.conds {
+        alts.push(resolve_cond(ast, &names, *line)?);
+    }
+    let mut text = det
+        .conditions
+        .iter()
+        .map(|(t, _)| {
+            let t = t.split('|').next().unwrap_or("").trim();
+            if det.conditions.len() > 1 {
+                format!("({t})")
+            } else {
+                t.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let mut cond = if alts.len() == 1 {
+        alts.pop().expect("one")
+    } else {
+        Cond::Or(alts)
+    };
+    for &fi in &p.filters {
+        let Body::Filter(f) = &docs[fi].body else {
+            continue;
+        };
+        let label = docs[fi]
+            .meta
+            .id
+            .clone()
+            .or_else(|| docs[fi].meta.title.clone())
+            .unwrap_or_else(|| "filter".into());
+        let mut fnames = Vec::new();
+        for (name, node) in &f.selections {
+            let full = format!("filter:{label}:{name}");
+            let node_c = compile_selection(node, cx)?;
+            fnames.push(name.clone());
+            names.push(full.clone());
+            sels.push(Selection {
+                name: full,
+                node: node_c,
+            });
+        }
+        let ast = condition::parse(&f.condition.0).map_err(|e| cond_problem(f.condition.1, e))?;
+        let base = sels.len() - fnames.len();
+        let fc = resolve_cond(&ast.expr, &fnames, f.condition.1)?;
+        cond = Cond::And(vec![cond, shift(fc, base)]);
+        text = format!("({text}) and ({})", f.condition.0);
+    }
+    Ok((sels, cond, text))
+}
+
+fn shift(c: Cond, by: usize) -> Cond {
+    match c {
+        Cond::Sel(i) => Cond::Sel(i + by),
+        Cond::Not(e) => Cond::Not(Box::new(shift(*e, by))),
+        Cond::And(xs) => Cond::And(xs.into_iter().map(|x| shift(x, by)).collect()),
+        Cond::Or(xs) => Cond::Or(xs.into_iter().map(|x| shift(x, by)).collect()),
+        Cond::Of { min, sels, text } => Cond::Of {
+            min,
+            sels: sels.into_iter().map(|s| s + by).collect(),
+            text,
+        },
+    }
+}
+
+fn group_paths(
+    fields: &[String],
+    datasets: &[usize],
+    mappings: &Mappings,
+) -> HashMap<usize, Vec<Vec<FieldPath>>> {
+    datasets
+        .iter()
+        .map(|&ds| {
+            (
+                ds,
+                fields
+                    .iter()
+                    .map(|f| map_paths(&mappings.datasets[ds], f))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn legacy_correlation(
+    agg: &condition::Aggregation,
+    line: usize,
+    det: &Detection,
+    mappings: &Mappings,
+    datasets: &[usize],
+) -> Result<CorrelationSpec, Problem> {
+    let (tf, tf_line) = det.timeframe.clone().unwrap_or_default();
+    let timespan = rule::parse_timespan(&tf).ok_or_else(|| {
+        Problem::new(
+            tf_line,
+            RejectKind::BadAggregation,
+            format!("timeframe `{tf}` is not a time span like 30s, 5m, 1h, 1d"),
+        )
+    })?;
+    let kind = match &agg.field {
+        None => CorrKind::EventCount,
+        Some(_) => CorrKind::ValueCount,
+    };
+    let _ = line;
+    Ok(CorrelationSpec {
+        rule: 0,
+        kind,
+        sources: vec![],
+        group_by: agg.by.clone(),
+        group_paths: group_paths(&agg.by, datasets, mappings),
+        value_field: agg.field.clone(),
+        value_paths: agg
+            .field
+            .as_ref()
+            .map(|f| group_paths(std::slice::from_ref(f), datasets, mappings))
+            .unwrap_or_default(),
+        timespan_ms: timespan,
+        bounds: vec![(agg.op, agg.value)],
+    })
+}
+
+fn correlation_rule(
+    c: &CorrelationDef,
+    d: &Doc,
+    by_ref: &HashMap<String, usize>,
+    corr_names: &HashMap<String, usize>,
+    set: &RuleSet,
+    mappings: &Mappings,
+) -> Result<CorrelationSpec, Problem> {
+    let kind =
+        match c.kind.as_str() {
+            "event_count" => CorrKind::EventCount,
+            "value_count" => CorrKind::ValueCount,
+            "temporal" | "temporal_ordered" | "value_sum" | "value_avg" | "value_percentile"
+            | "value_median" | "value_min" | "value_max" => return Err(Problem::new(
+                c.kind_line,
+                RejectKind::NotYetSupported,
+                format!(
+                    "correlation type `{}` is not yet supported (event_count and value_count are)",
+                    c.kind
+                ),
+            )),
+            other => {
+                return Err(Problem::invalid(
+                    c.kind_line,
+                    format!("unknown correlation type `{other}`"),
+                ))
+            }
+        };
+    if c.aliases {
+        return Err(Problem::new(
+            d.line,
+            RejectKind::NotYetSupported,
+            "correlation `aliases` are not yet supported",
+        ));
+    }
+    let (ts, ts_line) = c
+        .timespan
+        .clone()
+        .ok_or_else(|| Problem::invalid(d.line, "a correlation needs a `timespan`"))?;
+    let timespan_ms = rule::parse_timespan(&ts).ok_or_else(|| {
+        Problem::invalid(
+            ts_line,
+            format!("timespan `{ts}` is not like 30s, 5m, 1h, 1d"),
+        )
+    })?;
+    if c.condition.is_empty() {
+        return Err(Problem::invalid(
+            c.condition_line,
+            format!(
+                "a {} correlation needs a condition such as `gte: 10`",
+                c.kind
+            ),
+        ));
+    }
+    if kind == CorrKind::ValueCount && c.condition_field.is_none() {
+        return Err(Problem::invalid(
+            c.condition_line,
+            "a value_count correlation needs `field` in its condition",
+        ));
+    }
+    let mut sources = Vec::new();
+    for (r, line) in &c.rules {
+        match by_ref.get(r) {
+            Some(&i) => sources.push(i),
+            None if corr_names.contains_key(r) => {
+                return Err(Problem::new(
+                    *line,
+                    RejectKind::NotYetSupported,
+                    format!("correlation chains (`{r}` is a correlation) are not yet supported"),
+                ))
+            }
+            None => {
+                return Err(Problem::new(
+                    *line,
+                    RejectKind::UnknownReference,
+                    format!("the correlation names rule `{r}`, which is not loaded"),
+                ))
+            }
+        }
+    }
+    let datasets: Vec<usize> = sources
+        .iter()
+        .flat_map(|&s| set.rules[s].datasets.iter())
+        .filter_map(|n| mappings.dataset_index(n))
+        .collect();
+    Ok(CorrelationSpec {
+        rule: 0,
+        kind,
+        sources,
+        group_by: c.group_by.clone(),
+        group_paths: group_paths(&c.group_by, &datasets, mappings),
+        value_field: c.condition_field.clone(),
+        value_paths: c
+            .condition_field
+            .as_ref()
+            .map(|f| group_paths(std::slice::from_ref(f), &datasets, mappings))
+            .unwrap_or_default(),
+        timespan_ms,
+        bounds: c.condition.clone(),
+    })
+}

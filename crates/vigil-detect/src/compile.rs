@@ -930,26 +930,27 @@ fn correlation_rule(
     set: &RuleSet,
     mappings: &Mappings,
 ) -> Result<CorrelationSpec, Problem> {
-    let kind =
-        match c.kind.as_str() {
-            "event_count" => CorrKind::EventCount,
-            "value_count" => CorrKind::ValueCount,
-            "temporal" | "temporal_ordered" | "value_sum" | "value_avg" | "value_percentile"
-            | "value_median" | "value_min" | "value_max" => return Err(Problem::new(
+    let kind = match c.kind.as_str() {
+        "event_count" => CorrKind::EventCount,
+        "value_count" => CorrKind::ValueCount,
+        "temporal" | "temporal_ordered" | "value_sum" | "value_avg" | "value_percentile"
+        | "value_median" | "value_min" | "value_max" => {
+            return Err(Problem::new(
                 c.kind_line,
                 RejectKind::NotYetSupported,
                 format!(
                     "correlation type `{}` is not yet supported (event_count and value_count are)",
                     c.kind
                 ),
-            )),
-            other => {
-                return Err(Problem::invalid(
-                    c.kind_line,
-                    format!("unknown correlation type `{other}`"),
-                ))
-            }
-        };
+            ))
+        }
+        other => {
+            return Err(Problem::invalid(
+                c.kind_line,
+                format!("unknown correlation type `{other}`"),
+            ))
+        }
+    };
     if c.aliases {
         return Err(Problem::new(
             d.line,

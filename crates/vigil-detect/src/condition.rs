@@ -276,6 +276,15 @@ impl P {
                 if is_reserved(&w) {
                     return Err(CondError::Syntax(format!("unexpected `{w}`")));
                 }
+                if self.peek() == Some(&T::LParen)
+                    && ["count", "sum", "min", "max", "avg"]
+                        .iter()
+                        .any(|f| is_kw(&w, f))
+                {
+                    return Err(CondError::Aggregation(format!(
+                        "`{w}(...)` must follow a `|` after the search expression"
+                    )));
+                }
                 if is_kw(&w, "near") {
                     return Err(CondError::Near);
                 }
@@ -548,7 +557,7 @@ mod tests {
         assert_eq!(parse("a |near b").unwrap_err(), CondError::Near);
         assert!(matches!(
             parse("count(x) per a per b > 200 and not c"),
-            Err(CondError::Syntax(_))
+            Err(CondError::Aggregation(_))
         ));
     }
 

@@ -441,24 +441,25 @@ fn correlation(c: &Node) -> Result<CorrelationDef, Problem> {
         };
         for (k, v) in entries {
             let key = k.as_scalar().map(|s| s.text.as_str()).unwrap_or("");
-            let op =
-                match key {
-                    "gt" => CmpOp::Gt,
-                    "gte" => CmpOp::Gte,
-                    "lt" => CmpOp::Lt,
-                    "lte" => CmpOp::Lte,
-                    "eq" => CmpOp::Eq,
-                    "field" => {
-                        condition_field = text(v);
-                        continue;
-                    }
-                    other => return Err(Problem::invalid(
+            let op = match key {
+                "gt" => CmpOp::Gt,
+                "gte" => CmpOp::Gte,
+                "lt" => CmpOp::Lt,
+                "lte" => CmpOp::Lte,
+                "eq" => CmpOp::Eq,
+                "field" => {
+                    condition_field = text(v);
+                    continue;
+                }
+                other => {
+                    return Err(Problem::invalid(
                         k.line,
                         format!(
                             "unknown correlation condition `{other}` (gt, gte, lt, lte, eq, field)"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let n = v
                 .as_scalar()
                 .and_then(Scalar::as_f64)

@@ -9,6 +9,7 @@
 use serde_json::{Map, Value};
 
 use super::{Group, PidCache, Record};
+use crate::auditd_record::decode_sockaddr;
 use crate::ecs::{self, set, set_address, set_categories, set_outcome, set_str, Outcome};
 use crate::Dataset;
 
@@ -314,6 +315,22 @@ pub fn normalize(g: &Group, pids: &mut PidCache) -> Value {
         }
     }
 
+    // The peer of connect (destination) and accept (source).
+    if let Some((addr, port)) = find("SOCKADDR")
+        .and_then(|r| r.get("saddr"))
+        .and_then(decode_sockaddr)
+    {
+        let side = match sc_name {
+            Some("connect" | "sendto") => Some("destination"),
+            Some("accept" | "accept4") => Some("source"),
+            _ => None,
+        };
+        if let (Some(side), Some(port)) = (side, port) {
+            set_address(&mut doc, side, &addr);
+            set(&mut doc, &format!("{side}.port"), Value::from(port));
+        }
+    }
+
     // process.*
     let pid = primary.get("pid").and_then(|p| p.parse::<u32>().ok());
     let ppid = primary.get("ppid").and_then(|p| p.parse::<u32>().ok());
@@ -330,7 +347,9 @@ pub fn normalize(g: &Group, pids: &mut PidCache) -> Value {
     if let Some(c) = primary.get("comm") {
         set_str(&mut doc, "process.name", c);
     }
-    let cwd = find("CWD").and_then(|r| r.get("cwd"));
+    let cwd = find("CWD")
+        .and_then(|r| r.get("cwd"))
+        .or_else(|| primary.get("cwd"));
     if let Some(c) = cwd {
         set_str(&mut doc, "process.working_directory", c);
     }

@@ -138,6 +138,20 @@ pub fn parse_record(line: &str) -> Result<Record, &'static str> {
             *v = r.to_string();
         }
     }
+    if rtype == "SOCKADDR" {
+        let saddr = fields
+            .iter()
+            .find(|(k, _)| k == "saddr")
+            .map(|(_, v)| v.clone());
+        match saddr.as_deref().and_then(decode_sockaddr) {
+            Some((path, None)) => fields.push(("path".into(), path)),
+            Some((addr, Some(port))) => {
+                fields.push(("addr".into(), addr));
+                fields.push(("port".into(), port.to_string()));
+            }
+            None => {}
+        }
+    }
     let mut enriched = Vec::new();
     if let Some(e) = enriched_text {
         parse_kv(e, &mut enriched);
@@ -155,6 +169,39 @@ pub fn parse_record(line: &str) -> Result<Record, &'static str> {
         fields,
         enriched,
     })
+}
+
+/// `saddr` hex of a sockaddr: (address, port) for AF_INET/AF_INET6, the
+/// path for AF_UNIX.
+pub fn decode_sockaddr(hex: &str) -> Option<(String, Option<u16>)> {
+    let b: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    let family = u16::from_le_bytes([*b.first()?, *b.get(1)?]);
+    let port = || Some(u16::from_be_bytes([*b.get(2)?, *b.get(3)?]));
+    match family {
+        2 => {
+            let a: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+            Some((std::net::Ipv4Addr::from(a).to_string(), port()))
+        }
+        10 => {
+            let a: [u8; 16] = b.get(8..24)?.try_into().ok()?;
+            Some((
+                std::net::Ipv6Addr::from(a).to_canonical().to_string(),
+                port(),
+            ))
+        }
+        1 => {
+            let path: Vec<u8> = b
+                .get(2..)?
+                .iter()
+                .copied()
+                .take_while(|c| *c != 0)
+                .collect();
+            Some((String::from_utf8_lossy(&path).into_owned(), None))
+        }
+        _ => None,
+    }
 }
 
 /// SELinux `avc:  denied  { read write } for  ...` → seresult, seperms.
@@ -224,7 +271,8 @@ fn parse_kv(s: &str, out: &mut Vec<(String, String)>) {
             Some('\'') if key == "msg" && value.contains('=') => parse_kv(value, out),
             Some(_) => out.push((key, value.to_string())),
             None => {
-                let mut v = value.trim_end_matches(',');
+                // A stray closing quote (`key=6578...74"`) is not part of the value.
+                let mut v = value.trim_end_matches(',').trim_end_matches('"');
                 if v.ends_with(')') && v.matches(')').count() > v.matches('(').count() {
                     v = &v[..v.len() - 1];
                 }

@@ -179,3 +179,28 @@ fn long_execve_argument_chunks() {
     .unwrap();
     assert_eq!(event::execve_args(&r), vec!["sh", "abcdef"]);
 }
+
+#[test]
+fn sockaddr_decoding_and_peer() {
+    assert_eq!(
+        crate::auditd_record::decode_sockaddr("0200E31C4853E6640000000000000000"),
+        Some(("72.83.230.100".to_string(), Some(58140)))
+    );
+    assert_eq!(
+        crate::auditd_record::decode_sockaddr(
+            "0A000050000000000000000000000000000000000000000100000000"
+        ),
+        Some(("::1".to_string(), Some(80)))
+    );
+    assert_eq!(
+        crate::auditd_record::decode_sockaddr("01002F7661722F72756E2F6E7363642F736F636B657400"),
+        Some(("/var/run/nscd/socket".to_string(), None))
+    );
+    assert_eq!(crate::auditd_record::decode_sockaddr("02"), None);
+    let text = "type=SYSCALL msg=audit(1.5:9): arch=c000003e syscall=42 success=yes exit=0 pid=7 comm=\"curl\" exe=\"/usr/bin/curl\"\ntype=SOCKADDR msg=audit(1.5:9): saddr=02000050C000020A0000000000000000\ntype=EOE msg=audit(1.5:9): \n";
+    let docs = parse_text(text, &opts());
+    assert_eq!(f(&docs[0], "event.action"), "connect");
+    assert_eq!(f(&docs[0], "event.category"), &json!(["network"]));
+    assert_eq!(f(&docs[0], "destination.ip"), "192.0.2.10");
+    assert_eq!(f(&docs[0], "destination.port"), 80);
+}

@@ -28,6 +28,7 @@ pub mod ecs;
 pub mod json_mapped;
 pub mod k8s;
 pub mod linux_auth;
+mod sshd;
 pub mod vpcflow;
 pub mod zeek;
 

@@ -397,5 +397,6 @@ pub fn normalize(g: &Group, pids: &mut PidCache) -> Value {
         }
     }
     set_str(&mut doc, "message", &g.lines.join("\n"));
+    ecs::add_related(&mut doc);
     Value::Object(doc)
 }

@@ -190,6 +190,41 @@ impl Outcome {
     }
 }
 
+/// ECS `related.ip`, `related.user` and `related.hosts`: the distinct values
+/// of the document's address, user and host fields, for pivoting.
+pub fn add_related(doc: &mut Map<String, Value>) {
+    let groups: [(&str, &[&str]); 3] = [
+        ("related.ip", &["source.ip", "destination.ip"]),
+        (
+            "related.user",
+            &[
+                "user.name",
+                "user.effective.name",
+                "user.target.name",
+                "user.audit.name",
+            ],
+        ),
+        (
+            "related.hosts",
+            &["host.name", "source.domain", "destination.domain"],
+        ),
+    ];
+    for (target, fields) in groups {
+        let mut vals: Vec<Value> = Vec::new();
+        for f in fields {
+            if let Some(Value::String(s)) = lookup_map(doc, f) {
+                let v = Value::String(s.clone());
+                if !s.is_empty() && !vals.contains(&v) {
+                    vals.push(v);
+                }
+            }
+        }
+        if !vals.is_empty() {
+            set(doc, target, Value::Array(vals));
+        }
+    }
+}
+
 pub fn strings(items: &[&str]) -> Value {
     Value::Array(items.iter().map(|s| Value::from(*s)).collect())
 }
@@ -233,6 +268,19 @@ mod tests {
         assert_eq!(epoch_to_rfc3339("XXXXXXXXXX.XXXXXX"), None);
         assert_eq!(epoch_to_rfc3339("-1"), None);
         assert_eq!(epoch_to_rfc3339(""), None);
+    }
+
+    #[test]
+    fn related_fields() {
+        let mut m = Map::new();
+        set_str(&mut m, "source.ip", "10.0.0.1");
+        set_str(&mut m, "destination.ip", "10.0.0.1");
+        set_str(&mut m, "user.name", "alice");
+        set_str(&mut m, "user.effective.name", "root");
+        add_related(&mut m);
+        assert_eq!(m["related"]["ip"], serde_json::json!(["10.0.0.1"]));
+        assert_eq!(m["related"]["user"], serde_json::json!(["alice", "root"]));
+        assert!(m["related"].get("hosts").is_none());
     }
 
     #[test]

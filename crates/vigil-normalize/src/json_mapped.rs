@@ -179,6 +179,7 @@ impl JsonMappedParser {
         for (target, v) in &self.mapping.constants {
             set(&mut doc, target, coerce(target, v.clone()));
         }
+        ecs::add_related(&mut doc);
         Ok(doc)
     }
 }

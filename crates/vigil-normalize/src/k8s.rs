@@ -107,6 +107,7 @@ pub fn normalize(mut ev: Map<String, Value>) -> Map<String, Value> {
         _ => &["info"],
     };
     set_categories(&mut ev, &cats, types);
+    ecs::add_related(&mut ev);
     ev
 }
 

@@ -136,6 +136,7 @@ pub fn parse_line(line: &str, hint: YearHint) -> Option<Map<String, Value>> {
     set_str(&mut doc, "syslog.msg", env.msg);
     auth_msg::classify(program, env.msg, &mut doc);
     set_str(&mut doc, "message", line);
+    ecs::add_related(&mut doc);
     Some(doc)
 }
 

@@ -80,6 +80,10 @@ fn sshd_logins() {
     assert_eq!(f(&v, "source.port"), 40022);
     assert_eq!(f(&v, "ssh.invalid_user"), true);
     assert_eq!(f(&v, "ssh.method"), "password");
+    assert_eq!(f(&v, "network.transport"), "tcp");
+    assert_eq!(f(&v, "related.ip"), &json!(["203.0.113.9"]));
+    assert_eq!(f(&v, "related.user"), &json!(["admin"]));
+    assert_eq!(f(&v, "related.hosts"), &json!(["h"]));
 
     let v = p("Mar  1 12:00:00 h sshd[1]: Accepted publickey for git from 192.0.2.1 port 57904 ssh2: RSA SHA256:abc");
     assert_eq!(f(&v, "event.outcome"), "success");

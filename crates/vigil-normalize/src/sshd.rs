@@ -168,6 +168,9 @@ pub(crate) fn sshd(msg: &str, doc: &mut Doc) {
     let src = |doc: &mut Doc, host: &str, port: &str| {
         set_address(doc, "source", host);
         set_port(doc, "source", port);
+        if !port.is_empty() {
+            set_str(doc, "network.transport", "tcp");
+        }
     };
     let pre = if preauth {
         Outcome::Failure

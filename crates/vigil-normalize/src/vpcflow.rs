@@ -179,6 +179,7 @@ pub fn normalize(mut doc: Map<String, Value>) -> Map<String, Value> {
     };
     set_str(&mut doc, "event.outcome", outcome);
     set_categories(&mut doc, &["network"], ty);
+    ecs::add_related(&mut doc);
     doc
 }
 

@@ -212,6 +212,7 @@ pub fn normalize(mut doc: Map<String, Value>, path: &str) -> Map<String, Value> 
     if let Some(Value::Number(n)) = doc.get("resp_bytes").cloned() {
         set(&mut doc, "destination.bytes", Value::Number(n));
     }
+    ecs::add_related(&mut doc);
     doc
 }
 

@@ -20,12 +20,12 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
 
-pub use crate::auditd_record::{decode_hex, parse_record, Record};
+pub use crate::auditd_record::{decode_hex, decode_sockaddr, parse_record, Record};
 use crate::{excerpt, Dataset, Options, Output, ParseError, Parsed, Parser};
 
 #[path = "auditd_event.rs"]
 mod event;
-pub use event::normalize;
+pub use event::{execve_args, normalize};
 
 /// Records of one event, with the input lines they came from.
 #[derive(Debug, Clone)]

@@ -13,7 +13,9 @@ use serde_json::value::RawValue;
 use crate::time::MicroTime;
 
 /// How much of a request the policy records. Ordered: `None < Metadata < Request < RequestResponse`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum Level {
     #[default]
     None,
@@ -45,7 +47,9 @@ impl FromStr for Level {
         Level::ALL
             .into_iter()
             .find(|l| l.as_str() == s)
-            .ok_or_else(|| format!("unknown level {s:?}: expected None, Metadata, Request or RequestResponse"))
+            .ok_or_else(|| {
+                format!("unknown level {s:?}: expected None, Metadata, Request or RequestResponse")
+            })
     }
 }
 

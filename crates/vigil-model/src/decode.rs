@@ -31,7 +31,8 @@ pub enum DecodeError {
 }
 
 fn item_suffix(item: Option<usize>) -> String {
-    item.map(|i| format!(" (EventList item {i})")).unwrap_or_default()
+    item.map(|i| format!(" (EventList item {i})"))
+        .unwrap_or_default()
 }
 
 impl DecodeError {
@@ -72,7 +73,10 @@ pub fn decode_document(text: &str, line: usize) -> Vec<Result<Decoded, DecodeErr
             return vec![Err(DecodeError::NotAnEvent {
                 line,
                 item: None,
-                reason: format!("expected a JSON object with auditID, verb and requestURI: {}", strip_position(&e.to_string())),
+                reason: format!(
+                    "expected a JSON object with auditID, verb and requestURI: {}",
+                    strip_position(&e.to_string())
+                ),
             })]
         }
         Err(e) => return vec![Err(json_err(e))],
@@ -90,10 +94,13 @@ pub fn decode_document(text: &str, line: usize) -> Vec<Result<Decoded, DecodeErr
 
 fn decode_event(text: &str, line: usize, item: Option<usize>) -> Result<Decoded, DecodeError> {
     let not_event = |reason: String| DecodeError::NotAnEvent { line, item, reason };
-    let event: Event = serde_json::from_str(text).map_err(|e| not_event(strip_position(&e.to_string())))?;
+    let event: Event =
+        serde_json::from_str(text).map_err(|e| not_event(strip_position(&e.to_string())))?;
     if let Some(kind) = event.kind.as_deref() {
         if kind != "Event" {
-            return Err(not_event(format!("field kind is {kind:?}, expected \"Event\"")));
+            return Err(not_event(format!(
+                "field kind is {kind:?}, expected \"Event\""
+            )));
         }
     }
     if let Some(v) = event.api_version.as_deref() {
@@ -107,7 +114,9 @@ fn decode_event(text: &str, line: usize, item: Option<usize>) -> Result<Decoded,
         return Err(not_event("field auditID is missing or empty".into()));
     }
     if event.verb.is_empty() && event.request_uri.is_empty() {
-        return Err(not_event("fields verb and requestURI are both missing".into()));
+        return Err(not_event(
+            "fields verb and requestURI are both missing".into(),
+        ));
     }
     if event.time().is_none() {
         return Err(not_event(
@@ -152,11 +161,19 @@ impl LineAssembler {
     }
 
     /// Feeds line number `line` (1-based, without its newline); complete chunks go to `emit`.
-    pub fn push(&mut self, line: usize, text: &str, emit: &mut impl FnMut(Result<Chunk, DecodeError>)) {
+    pub fn push(
+        &mut self,
+        line: usize,
+        text: &str,
+        emit: &mut impl FnMut(Result<Chunk, DecodeError>),
+    ) {
         if !self.buf.is_empty() && text.starts_with('{') && is_standalone(text) {
             // An unindented, complete object cannot sit inside a pretty-printed document: what
             // is pending was a torn line (a crash or a rotation mid-write). Report it alone.
-            emit(Ok(Chunk { line: self.start, text: std::mem::take(&mut self.buf) }));
+            emit(Ok(Chunk {
+                line: self.start,
+                text: std::mem::take(&mut self.buf),
+            }));
         }
         if self.buf.is_empty() {
             let trimmed = text.trim();
@@ -164,7 +181,10 @@ impl LineAssembler {
                 return;
             }
             if !trimmed.starts_with('{') || is_complete(trimmed) {
-                emit(Ok(Chunk { line, text: trimmed.to_string() }));
+                emit(Ok(Chunk {
+                    line,
+                    text: trimmed.to_string(),
+                }));
                 return;
             }
             self.start = line;
@@ -173,10 +193,16 @@ impl LineAssembler {
         self.buf.push('\n');
         if self.buf.len() > self.limit {
             self.buf.clear();
-            emit(Err(DecodeError::TooLong { line: self.start, limit: self.limit }));
+            emit(Err(DecodeError::TooLong {
+                line: self.start,
+                limit: self.limit,
+            }));
         } else if text.trim_end().ends_with('}') && is_complete(&self.buf) {
             // The cheap check first: a document can only end on a line that closes a brace.
-            emit(Ok(Chunk { line: self.start, text: std::mem::take(&mut self.buf) }));
+            emit(Ok(Chunk {
+                line: self.start,
+                text: std::mem::take(&mut self.buf),
+            }));
         }
     }
 
@@ -253,12 +279,17 @@ mod tests {
         let old = r#"{"metadata":{"creationTimestamp":"2017-09-11T19:55:05Z"},"level":"Metadata","timestamp":"2017-09-11T19:55:05Z","auditID":"x","stage":"ResponseComplete","requestURI":"/api","verb":"get","user":{}}"#;
         let out = decode_document(old, 1);
         let ev = &out[0].as_ref().unwrap().event;
-        assert_eq!(ev.time().unwrap().to_string(), "2017-09-11T19:55:05.000000Z");
+        assert_eq!(
+            ev.time().unwrap().to_string(),
+            "2017-09-11T19:55:05.000000Z"
+        );
     }
 
     #[test]
     fn assembles_pretty_documents_and_single_lines() {
-        let text = format!("{EVENT}\n\n{{\n  \"kind\": \"EventList\",\n  \"items\": []\n}}\nnot json\n{EVENT}\n");
+        let text = format!(
+            "{EVENT}\n\n{{\n  \"kind\": \"EventList\",\n  \"items\": []\n}}\nnot json\n{EVENT}\n"
+        );
         let chunks = assemble(&text);
         let lines: Vec<usize> = chunks.iter().map(|c| c.as_ref().unwrap().line).collect();
         assert_eq!(lines, vec![1, 3, 7, 8]);

@@ -3,7 +3,7 @@
 //! - [`audit`]: the Kubernetes audit `Event` and `EventList` (`audit.k8s.io/v1`).
 //! - [`decode`]: turning bytes (a JSON line, an EventList document) into events, with errors that
 //!   name the line and field.
-//! - [`time`]: `MicroTime`.
+//! - [`time`](crate::time): `MicroTime`.
 //! - [`yaml`]: a YAML tree with positions, for loaders whose errors must name the line.
 
 pub mod audit;

@@ -28,7 +28,11 @@ impl FromStr for MicroTime {
     fn from_str(s: &str) -> Result<Self, String> {
         DateTime::parse_from_rfc3339(s)
             .map(|t| MicroTime(t.with_timezone(&Utc)))
-            .map_err(|e| format!("invalid time {s:?}: {e} (expected RFC 3339, e.g. 2024-05-01T12:00:00.000000Z)"))
+            .map_err(|e| {
+                format!(
+                    "invalid time {s:?}: {e} (expected RFC 3339, e.g. 2024-05-01T12:00:00.000000Z)"
+                )
+            })
     }
 }
 

@@ -316,7 +316,9 @@ mod tests {
 
     #[test]
     fn positions_are_one_based_lines() {
-        let doc = parse_document("a: 1\nb:\n  - x\n  - 'y'\n").unwrap().unwrap();
+        let doc = parse_document("a: 1\nb:\n  - x\n  - 'y'\n")
+            .unwrap()
+            .unwrap();
         let b = doc.get("b").unwrap();
         let items = b.as_seq().unwrap();
         assert_eq!(items[0].line, 3);

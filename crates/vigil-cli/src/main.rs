@@ -1,0 +1,52 @@
+//! `vigil`: Kubernetes and host security monitoring in one binary.
+//!
+//! Exit codes: 0 success; 1 a finding (invalid policy, lint errors, `--fail-on` reached);
+//! 2 usage errors and unreadable input.
+
+mod cmd;
+mod gen;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Security monitoring for Kubernetes and the hosts around it"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate, lint, evaluate and simulate Kubernetes audit policies (kube-apiserver semantics).
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCommand),
+    /// Measure Vigil on generated traffic.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+    /// Generate realistic traffic (for benchmarks and comparisons with other tools).
+    #[command(subcommand)]
+    Gen(cmd::bench::GenCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Policy(c) => cmd::policy::run(c),
+        Command::Bench(c) => cmd::bench::run(c),
+        Command::Gen(c) => cmd::bench::run_gen(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vigil: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Output helpers shared by commands: aligned tables for people, JSON lines for machines, and
+//! the audit-input loop that reports rejected records without stopping.
+
+use std::io::{self, BufWriter, Write};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use vigil_sources::{open_input, AuditRecord, AuditRecords};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Jsonl,
+    Table,
+}
+
+/// Buffered stdout. A closed pipe (`vigil ... | head`) ends output quietly.
+pub fn stdout() -> BufWriter<io::StdoutLock<'static>> {
+    BufWriter::with_capacity(1 << 16, io::stdout().lock())
+}
+
+pub fn write_json_line(out: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")
+}
+
+/// A plain, aligned text table.
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Self {
+        Table {
+            header: header.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
+    }
+    pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
+        self.rows.push(cells.into_iter().map(Into::into).collect());
+    }
+    pub fn write(&self, out: &mut impl Write) -> io::Result<()> {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate() {
+                if i < widths.len() {
+                    widths[i] = widths[i].max(cell.chars().count());
+                }
+            }
+        }
+        let line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
+            let mut s = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                if i + 1 == cells.len() {
+                    s.push_str(cell);
+                } else {
+                    let pad = widths[i].saturating_sub(cell.chars().count());
+                    s.push_str(cell);
+                    s.push_str(&" ".repeat(pad + 2));
+                }
+            }
+            writeln!(out, "{}", s.trim_end())
+        };
+        line(out, &self.header)?;
+        for row in &self.rows {
+            line(out, row)?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts of what an input loop saw.
+#[derive(Default, Debug)]
+pub struct InputStats {
+    pub events: u64,
+    pub rejected: u64,
+}
+
+/// Feeds every audit event of `inputs` (files or `-`; none means stdin) to `each`, in order.
+/// Rejected records are reported on stderr with file and line and counted; an input that
+/// cannot be opened or read is an error naming it.
+pub fn for_each_audit_event(
+    inputs: &[String],
+    mut each: impl FnMut(AuditRecord) -> Result<()>,
+) -> Result<InputStats> {
+    let stdin = ["-".to_string()];
+    let inputs = if inputs.is_empty() {
+        &stdin[..]
+    } else {
+        inputs
+    };
+    let mut stats = InputStats::default();
+    for path in inputs {
+        let reader = open_input(path)?;
+        for item in AuditRecords::new(path, reader) {
+            match item.with_context(|| format!("reading {path}"))? {
+                Ok(record) => {
+                    stats.events += 1;
+                    each(record)?;
+                }
+                Err(rejected) => {
+                    stats.rejected += 1;
+                    if stats.rejected <= 20 {
+                        eprintln!("vigil: rejected: {rejected}");
+                    }
+                }
+            }
+        }
+    }
+    if stats.rejected > 20 {
+        eprintln!(
+            "vigil: {} records rejected in all (first 20 shown)",
+            stats.rejected
+        );
+    }
+    Ok(stats)
+}
+
+/// Ignores a broken pipe: the reader went away, which is not our error.
+pub fn finish(result: io::Result<()>) -> Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing output"),
+    }
+}

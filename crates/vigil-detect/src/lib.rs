@@ -36,6 +36,7 @@
 //! Logsources map to Vigil datasets, and Sigma field names to event paths, through the data
 //! files in `mappings/`.
 
+pub mod builtin;
 mod compile;
 mod condition;
 mod correlation;

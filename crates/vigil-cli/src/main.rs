@@ -4,7 +4,9 @@
 //! 2 usage errors and unreadable input.
 
 mod cmd;
+mod detection;
 mod gen;
+mod input;
 mod output;
 
 use std::process::ExitCode;
@@ -27,6 +29,13 @@ enum Command {
     /// Validate, lint, evaluate and simulate Kubernetes audit policies (kube-apiserver semantics).
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCommand),
+    /// Run Sigma rules (the built-in pack and yours) over logs; one JSON line per alert.
+    Detect(cmd::detect::DetectArgs),
+    /// Validate, list and test Sigma rules.
+    #[command(subcommand)]
+    Rules(cmd::rules::RulesCommand),
+    /// Why a rule did or did not match an event, selection by selection.
+    Explain(cmd::rules::ExplainArgs),
     /// Measure Vigil on generated traffic.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -39,6 +48,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Policy(c) => cmd::policy::run(c),
+        Command::Detect(a) => cmd::detect::run(a),
+        Command::Rules(c) => cmd::rules::run(c),
+        Command::Explain(a) => cmd::rules::explain(a),
         Command::Bench(c) => cmd::bench::run(c),
         Command::Gen(c) => cmd::bench::run_gen(c),
     };

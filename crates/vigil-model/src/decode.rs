@@ -92,6 +92,54 @@ pub fn decode_document(text: &str, line: usize) -> Vec<Result<Decoded, DecodeErr
     }
 }
 
+/// Splits one JSON document into the texts of the events it holds, without decoding them: the
+/// document itself, or each item of an EventList. For detection, which parses lazily and only
+/// what a rule needs. A single event is checked cheaply (an object that names an auditID); an
+/// EventList is parsed enough to find its items, each checked the same way.
+pub fn split_event_texts(text: &str, line: usize) -> Vec<Result<&str, DecodeError>> {
+    fn looks_like_event(t: &str, line: usize, item: Option<usize>) -> Result<&str, DecodeError> {
+        let t = t.trim();
+        if !(t.starts_with('{') && t.ends_with('}')) {
+            return Err(DecodeError::NotAnEvent {
+                line,
+                item,
+                reason: "expected a JSON object".into(),
+            });
+        }
+        if !t.contains("\"auditID\"") {
+            return Err(DecodeError::NotAnEvent {
+                line,
+                item,
+                reason: "field auditID is missing".into(),
+            });
+        }
+        Ok(t)
+    }
+    if !text.contains("\"items\"") {
+        return vec![looks_like_event(text, line, None)];
+    }
+    match serde_json::from_str::<Envelope>(text) {
+        Ok(Envelope {
+            kind: Some("EventList") | None,
+            items: Some(items),
+        }) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| looks_like_event(raw.get(), line, Some(i)))
+            .collect(),
+        Ok(Envelope {
+            kind: Some("EventList"),
+            items: None,
+        }) => Vec::new(),
+        Ok(_) => vec![looks_like_event(text, line, None)],
+        Err(e) => vec![Err(DecodeError::Json {
+            line: line + e.line().saturating_sub(1),
+            column: e.column(),
+            message: strip_position(&e.to_string()),
+        })],
+    }
+}
+
 fn decode_event(text: &str, line: usize, item: Option<usize>) -> Result<Decoded, DecodeError> {
     let not_event = |reason: String| DecodeError::NotAnEvent { line, item, reason };
     let event: Event =
@@ -263,6 +311,21 @@ mod tests {
         assert!(out[0].is_ok() && out[2].is_ok());
         let err = out[1].as_ref().unwrap_err().to_string();
         assert!(err.contains("item 1") && err.contains("auditID"), "{err}");
+    }
+
+    #[test]
+    fn splits_eventlists_into_item_texts() {
+        let doc = format!(r#"{{"kind":"EventList","items":[{EVENT},{{"x":1}},{EVENT}]}}"#);
+        let out = split_event_texts(&doc, 5);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].as_ref().unwrap(), &EVENT);
+        assert!(out[1].as_ref().unwrap_err().to_string().contains("item 1"));
+        assert_eq!(split_event_texts(EVENT, 1)[0].as_ref().unwrap(), &EVENT);
+        assert!(split_event_texts("nope", 9)[0]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .starts_with("line 9"));
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
-use vigil_model::decode::{decode_document, DecodeError, LineAssembler};
+use std::collections::VecDeque;
+
+use vigil_model::decode::{decode_document, split_event_texts, Chunk, DecodeError, LineAssembler};
 use vigil_model::Event;
 
 /// The largest multi-line JSON document accepted (an EventList saved whole), in bytes.
@@ -78,115 +80,78 @@ pub struct Rejected {
     pub text: String,
 }
 
-/// Reads a Kubernetes audit input record by record.
-pub struct AuditRecords<R> {
+/// Splits an input into JSON documents (see [`LineAssembler`]), line numbers kept.
+pub struct Chunks<R> {
     file: Arc<str>,
     reader: R,
     assembler: LineAssembler,
     line: usize,
-    buf: String,
-    ready: std::collections::VecDeque<Result<AuditRecord, Rejected>>,
+    ready: VecDeque<Result<Chunk, Rejected>>,
     done: bool,
 }
 
-impl<R: BufRead> AuditRecords<R> {
+impl<R: BufRead> Chunks<R> {
     pub fn new(file: &str, reader: R) -> Self {
-        AuditRecords {
+        Chunks {
             file: Arc::from(file),
             reader,
             assembler: LineAssembler::new(MAX_DOCUMENT_BYTES),
             line: 0,
-            buf: String::new(),
-            ready: Default::default(),
+            ready: VecDeque::new(),
             done: false,
         }
     }
 
-    fn decode_chunk(&mut self, line: usize, text: &str) {
-        let results = decode_document(text, line);
-        let share = text.len() / results.len().max(1);
-        for r in results {
-            self.ready.push_back(match r {
-                Ok(d) => Ok(AuditRecord {
-                    origin: Origin {
-                        file: self.file.clone(),
-                        line: d.line,
-                    },
-                    event: d.event,
-                    raw_len: share,
-                }),
-                Err(error) => Err(self.rejected(error, text)),
-            });
-        }
+    pub fn file(&self) -> &Arc<str> {
+        &self.file
     }
 
-    fn rejected(&self, error: DecodeError, text: &str) -> Rejected {
-        let mut text = text.trim().to_string();
-        if text.len() > 200 {
-            let cut = (0..=200).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-            text.truncate(cut);
-            text.push('…');
-        }
+    /// Makes a [`Rejected`] for this input.
+    pub fn rejected(&self, error: DecodeError, text: &str) -> Rejected {
         Rejected {
             file: self.file.clone(),
             error,
-            text,
+            text: excerpt(text),
         }
     }
 
-    /// Reads lines until at least one result is ready or the input ends.
+    /// Reads lines until a chunk is ready or the input ends.
     fn fill(&mut self) -> Result<(), SourceError> {
+        let (mut buf, mut scratch) = (String::new(), Vec::new());
         while self.ready.is_empty() && !self.done {
-            self.buf.clear();
-            let n = read_line_lossy(&mut self.reader, &mut self.buf).map_err(|source| {
-                SourceError::Read {
-                    path: self.file.to_string(),
-                    line: self.line + 1,
-                    source,
-                }
-            })?;
+            buf.clear();
+            let n =
+                read_line_lossy(&mut self.reader, &mut scratch, &mut buf).map_err(|source| {
+                    SourceError::Read {
+                        path: self.file.to_string(),
+                        line: self.line + 1,
+                        source,
+                    }
+                })?;
             if n == 0 {
                 self.done = true;
                 if let Some(chunk) = self.assembler.finish() {
-                    self.decode_chunk(chunk.line, &chunk.text);
+                    self.ready.push_back(Ok(chunk));
                 }
                 break;
             }
             self.line += 1;
-            let line_text = std::mem::take(&mut self.buf);
-            let mut chunks = Vec::new();
+            let (ready, file) = (&mut self.ready, &self.file);
             self.assembler
-                .push(self.line, line_text.trim_end_matches(['\n', '\r']), &mut |c| {
-                    chunks.push(c)
+                .push(self.line, buf.trim_end_matches(['\n', '\r']), &mut |c| {
+                    ready.push_back(c.map_err(|error| Rejected {
+                        file: file.clone(),
+                        error,
+                        text: String::new(),
+                    }))
                 });
-            self.buf = line_text;
-            for chunk in chunks {
-                match chunk {
-                    Ok(c) => self.decode_chunk(c.line, &c.text),
-                    Err(e) => {
-                        let rejected = self.rejected(e, "");
-                        self.ready.push_back(Err(rejected));
-                    }
-                }
-            }
         }
         Ok(())
     }
 }
 
-/// Reads one line; invalid UTF-8 is replaced rather than failing the whole file.
-fn read_line_lossy(reader: &mut impl BufRead, out: &mut String) -> io::Result<usize> {
-    let mut bytes = Vec::new();
-    let n = reader.read_until(b'\n', &mut bytes)?;
-    match String::from_utf8(bytes) {
-        Ok(s) => out.push_str(&s),
-        Err(e) => out.push_str(&String::from_utf8_lossy(e.as_bytes())),
-    }
-    Ok(n)
-}
-
-impl<R: BufRead> Iterator for AuditRecords<R> {
-    type Item = Result<Result<AuditRecord, Rejected>, SourceError>;
+impl<R: BufRead> Iterator for Chunks<R> {
+    type Item = Result<Result<Chunk, Rejected>, SourceError>;
     fn next(&mut self) -> Option<Self::Item> {
         if let Err(e) = self.fill() {
             self.done = true;
@@ -194,6 +159,141 @@ impl<R: BufRead> Iterator for AuditRecords<R> {
         }
         self.ready.pop_front().map(Ok)
     }
+}
+
+fn excerpt(text: &str) -> String {
+    let mut text = text.trim().to_string();
+    if text.len() > 200 {
+        let cut = (0..=200)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// Reads a Kubernetes audit input event by event, decoded.
+pub struct AuditRecords<R> {
+    chunks: Chunks<R>,
+    ready: VecDeque<Result<AuditRecord, Rejected>>,
+}
+
+impl<R: BufRead> AuditRecords<R> {
+    pub fn new(file: &str, reader: R) -> Self {
+        AuditRecords {
+            chunks: Chunks::new(file, reader),
+            ready: VecDeque::new(),
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for AuditRecords<R> {
+    type Item = Result<Result<AuditRecord, Rejected>, SourceError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.ready.is_empty() {
+            let chunk = match self.chunks.next()? {
+                Err(e) => return Some(Err(e)),
+                Ok(Err(rejected)) => return Some(Ok(Err(rejected))),
+                Ok(Ok(chunk)) => chunk,
+            };
+            let results = decode_document(&chunk.text, chunk.line);
+            let share = chunk.text.len() / results.len().max(1);
+            for r in results {
+                self.ready.push_back(match r {
+                    Ok(d) => Ok(AuditRecord {
+                        origin: Origin {
+                            file: self.chunks.file().clone(),
+                            line: d.line,
+                        },
+                        event: d.event,
+                        raw_len: share,
+                    }),
+                    Err(error) => Err(self.chunks.rejected(error, &chunk.text)),
+                });
+            }
+        }
+        self.ready.pop_front().map(Ok)
+    }
+}
+
+/// One audit event's JSON text, undecoded, with its origin (for detection, which parses lazily).
+#[derive(Debug)]
+pub struct RawRecord {
+    pub origin: Origin,
+    pub text: String,
+}
+
+/// Reads a Kubernetes audit input event by event, as JSON text (EventLists split into items).
+pub struct RawAuditRecords<R> {
+    chunks: Chunks<R>,
+    ready: VecDeque<Result<RawRecord, Rejected>>,
+}
+
+impl<R: BufRead> RawAuditRecords<R> {
+    pub fn new(file: &str, reader: R) -> Self {
+        RawAuditRecords {
+            chunks: Chunks::new(file, reader),
+            ready: VecDeque::new(),
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for RawAuditRecords<R> {
+    type Item = Result<Result<RawRecord, Rejected>, SourceError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(r) = self.ready.pop_front() {
+            return Some(Ok(r));
+        }
+        loop {
+            let chunk = match self.chunks.next()? {
+                Err(e) => return Some(Err(e)),
+                Ok(Err(rejected)) => return Some(Ok(Err(rejected))),
+                Ok(Ok(chunk)) => chunk,
+            };
+            let origin = Origin {
+                file: self.chunks.file().clone(),
+                line: chunk.line,
+            };
+            let mut texts = split_event_texts(&chunk.text, chunk.line);
+            // The common case, one event per line: hand over the line without copying it.
+            if texts.len() == 1 && texts[0].as_ref().is_ok_and(|t| t.len() == chunk.text.len()) {
+                return Some(Ok(Ok(RawRecord {
+                    origin,
+                    text: chunk.text,
+                })));
+            }
+            for t in texts.drain(..) {
+                self.ready.push_back(match t {
+                    Ok(text) => Ok(RawRecord {
+                        origin: origin.clone(),
+                        text: text.to_string(),
+                    }),
+                    Err(error) => Err(self.chunks.rejected(error, &chunk.text)),
+                });
+            }
+            if let Some(r) = self.ready.pop_front() {
+                return Some(Ok(r));
+            }
+        }
+    }
+}
+
+/// Reads one line; invalid UTF-8 is replaced rather than failing the whole file.
+/// `scratch` is reused across calls to avoid an allocation per line.
+pub fn read_line_lossy(
+    reader: &mut impl BufRead,
+    scratch: &mut Vec<u8>,
+    out: &mut String,
+) -> io::Result<usize> {
+    scratch.clear();
+    let n = reader.read_until(b'\n', scratch)?;
+    match std::str::from_utf8(scratch) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(scratch)),
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

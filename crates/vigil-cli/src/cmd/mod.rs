@@ -1,3 +1,5 @@
 pub mod bench;
+pub mod detect;
 pub mod policy;
+pub mod rules;
 pub mod simulate;

@@ -1,0 +1,347 @@
+//! Rules in, alerts out: loading rule files, running the engine over items, and turning
+//! matches into the alert contract (`vigil_model::alert::Alert`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::{Map, Value};
+use vigil_detect::{
+    builtin, CorrelationAlert, CorrelationState, Event, Match, RuleError, RuleInfo, RuleSet,
+    RuleSource,
+};
+use vigil_model::alert::{Alert, AlertRule, EvidenceRef};
+use vigil_model::yaml::{parse_documents, Node};
+
+use crate::input::Item;
+
+pub struct RuleOptions {
+    pub paths: Vec<PathBuf>,
+    pub builtin: bool,
+    pub placeholders: Option<PathBuf>,
+}
+
+pub struct LoadedRules {
+    pub set: RuleSet,
+    pub errors: Vec<RuleError>,
+    pub sources: Vec<RuleSource>,
+}
+
+/// Rule files under `path` (a file, or a directory searched recursively; `tests/` fixture
+/// folders and `placeholders.yaml` are not rules).
+pub fn rule_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(path)
+        .with_context(|| format!("cannot read rules at {}", path.display()))?;
+    let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if p.is_dir() {
+            if name != "tests" && !name.starts_with('.') {
+                out.extend(rule_files(&p)?);
+            }
+        } else if (name.ends_with(".yml") || name.ends_with(".yaml")) && name != "placeholders.yaml"
+        {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Loads and compiles rules. Rules that cannot run are returned in `errors` (and the others
+/// still run): one bad rule must not blind the rest.
+pub fn load_rules(opts: &RuleOptions) -> Result<LoadedRules> {
+    let mut sources = if opts.builtin {
+        builtin::rules()
+    } else {
+        Vec::new()
+    };
+    for path in &opts.paths {
+        for file in rule_files(path)? {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read rule file {}", file.display()))?;
+            sources.push(RuleSource::new(file.display().to_string(), text));
+        }
+    }
+    let mut cfg = vigil_detect::Config {
+        placeholders: builtin::placeholders(),
+        ..Default::default()
+    };
+    if let Some(p) = &opts.placeholders {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read placeholders file {}", p.display()))?;
+        let extra = builtin::parse_placeholders(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        cfg.placeholders.extend(extra);
+    }
+    let (set, errors) = RuleSet::compile(&sources, &cfg);
+    for e in &errors {
+        eprintln!("vigil: rule not loaded: {e}");
+    }
+    Ok(LoadedRules {
+        set,
+        errors,
+        sources,
+    })
+}
+
+/// Which rules test the `stage` field: they alert per stage; the others once per request.
+fn stage_rules(set: &RuleSet, sources: &HashMap<&str, &str>) -> Vec<bool> {
+    set.rules()
+        .iter()
+        .map(|info| {
+            let origin = info.origin.as_str();
+            let Some(text) = sources.get(origin) else {
+                return false;
+            };
+            let Ok(docs) = parse_documents(text) else {
+                return false;
+            };
+            docs.iter()
+                .filter(|d| d.line <= info.line)
+                .next_back()
+                .and_then(|d| d.root.get("detection"))
+                .is_some_and(mentions_stage)
+        })
+        .collect()
+}
+
+fn mentions_stage(node: &Node) -> bool {
+    match (node.as_map(), node.as_seq()) {
+        (Some(entries), _) => entries.iter().any(|(k, v)| {
+            k.as_scalar()
+                .is_some_and(|s| s.text == "stage" || s.text.starts_with("stage|"))
+                || mentions_stage(v)
+        }),
+        (_, Some(items)) => items.iter().any(mentions_stage),
+        _ => false,
+    }
+}
+
+/// Bounded memory of (rule, request) pairs already alerted on.
+struct Seen {
+    set: HashSet<(usize, String)>,
+    order: VecDeque<(usize, String)>,
+    cap: usize,
+}
+
+impl Seen {
+    fn first_time(&mut self, key: (usize, String)) -> bool {
+        if self.set.contains(&key) {
+            return false;
+        }
+        if self.order.len() >= self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.order.push_back(key.clone());
+        self.set.insert(key);
+        true
+    }
+}
+
+pub struct Detector<'r> {
+    set: &'r RuleSet,
+    state: CorrelationState,
+    matches: Vec<Match>,
+    corr: Vec<CorrelationAlert>,
+    seen: Seen,
+    per_stage: Vec<bool>,
+}
+
+impl<'r> Detector<'r> {
+    pub fn new(rules: &'r LoadedRules) -> Self {
+        let sources: HashMap<&str, &str> = rules
+            .sources
+            .iter()
+            .map(|s| (s.origin.as_str(), s.text.as_str()))
+            .collect();
+        Detector {
+            set: &rules.set,
+            state: CorrelationState::new(),
+            matches: Vec::new(),
+            corr: Vec::new(),
+            seen: Seen {
+                set: HashSet::new(),
+                order: VecDeque::new(),
+                cap: 1 << 20,
+            },
+            per_stage: stage_rules(&rules.set, &sources),
+        }
+    }
+
+    pub fn process(
+        &mut self,
+        item: Item,
+        emit: &mut impl FnMut(Alert, Option<&Value>) -> Result<()>,
+    ) -> Result<()> {
+        let ev = match (item.raw, item.doc) {
+            (Some(raw), Some(doc)) => Event::with_raw(item.dataset, doc, raw),
+            (Some(raw), None) => Event::from_raw(item.dataset, raw),
+            (None, Some(doc)) => Event::new(item.dataset, doc),
+            (None, None) => return Ok(()),
+        };
+        self.matches.clear();
+        self.corr.clear();
+        self.set
+            .process(&ev, &mut self.state, &mut self.matches, &mut self.corr);
+        if self.matches.is_empty() && self.corr.is_empty() {
+            return Ok(());
+        }
+        let doc = ev.doc();
+        let id = doc.and_then(|d| event_id(item.dataset, d));
+        let time = doc.map(event_time).unwrap_or_default();
+        for m in &self.matches {
+            if let Some(id) = &id {
+                if !self.per_stage[m.rule] && !self.seen.first_time((m.rule, id.clone())) {
+                    continue;
+                }
+            }
+            let evidence = EvidenceRef {
+                dataset: item.dataset.to_string(),
+                file: item.file.to_string(),
+                line: item.line,
+                id: id.clone(),
+            };
+            emit(
+                Alert {
+                    rule: alert_rule(&self.set.rules()[m.rule]),
+                    time: time.clone(),
+                    group: Map::new(),
+                    events: vec![evidence],
+                    matched: m.matched.iter().cloned().collect(),
+                },
+                doc,
+            )?;
+        }
+        for c in &self.corr {
+            emit(correlation_alert(self.set, c, item.file), None)?;
+        }
+        Ok(())
+    }
+
+    /// End of input. Correlations alert as their conditions are met, so nothing is pending.
+    pub fn finish(
+        &mut self,
+        _emit: &mut impl FnMut(Alert, Option<&Value>) -> Result<()>,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+pub fn alert_rule(info: &RuleInfo) -> AlertRule {
+    AlertRule {
+        id: info
+            .id
+            .clone()
+            .or_else(|| info.name.clone())
+            .unwrap_or_else(|| info.title.clone()),
+        title: info.title.clone(),
+        level: info.level.clone().unwrap_or_else(|| "medium".into()),
+        tags: info.tags.clone(),
+    }
+}
+
+fn correlation_alert(set: &RuleSet, c: &CorrelationAlert, file: &str) -> Alert {
+    let info = &set.rules()[c.rule];
+    let time = chrono::DateTime::from_timestamp_millis(c.last_ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_default();
+    let mut matched = Map::new();
+    matched.insert("count".into(), Value::from(c.count));
+    if let Some(field) = &c.field {
+        matched.insert(field.clone(), Value::Array(c.values.clone()));
+    }
+    Alert {
+        rule: alert_rule(info),
+        time,
+        group: c.group.iter().cloned().collect(),
+        events: c
+            .events
+            .iter()
+            .map(|e| EvidenceRef {
+                dataset: set.rules()[e.rule]
+                    .datasets
+                    .first()
+                    .cloned()
+                    .unwrap_or_default(),
+                file: file.to_string(),
+                line: 0,
+                id: e.id.clone(),
+            })
+            .collect(),
+        matched,
+    }
+}
+
+/// The event's own id: a Kubernetes auditID, a Zeek uid.
+fn event_id(dataset: &str, doc: &Value) -> Option<String> {
+    let key = match dataset {
+        "k8s.audit" => "auditID",
+        d if d.starts_with("zeek.") => "uid",
+        _ => return None,
+    };
+    doc.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// The event's time as written in it (RFC 3339).
+fn event_time(doc: &Value) -> String {
+    [
+        "stageTimestamp",
+        "requestReceivedTimestamp",
+        "timestamp",
+        "@timestamp",
+    ]
+    .iter()
+    .find_map(|k| doc.get(*k).and_then(Value::as_str))
+    .unwrap_or_default()
+    .to_string()
+}
+
+/// A table row for people: time, level, rule, who, what, where (read from the event when known).
+pub fn alert_line_table(a: &Alert, doc: Option<&Value>) -> Vec<String> {
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    let from_doc = |pointers: &[&str]| {
+        doc.and_then(|d| pointers.iter().find_map(|p| d.pointer(p)))
+            .map(text)
+            .unwrap_or_default()
+    };
+    let who = match from_doc(&["/user/username", "/user/name", "/source/ip"]) {
+        w if w.is_empty() => a.group.values().map(text).collect::<Vec<_>>().join(" "),
+        w => w,
+    };
+    let what = match doc.and_then(|d| d.get("objectRef")) {
+        Some(obj) => {
+            let part = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("");
+            let mut s = format!("{} {}", from_doc(&["/verb"]), part("resource"));
+            for k in ["subresource"] {
+                if !part(k).is_empty() {
+                    s = format!("{s}/{}", part(k));
+                }
+            }
+            if !part("namespace").is_empty() || !part("name").is_empty() {
+                s = format!("{s} {}/{}", part("namespace"), part("name"));
+            }
+            s
+        }
+        None => from_doc(&["/event/action", "/verb", "/message"]),
+    };
+    let where_ = a
+        .events
+        .first()
+        .map(|e| format!("{}:{}", e.file, e.line))
+        .unwrap_or_default();
+    vec![
+        a.time.clone(),
+        a.rule.level.clone(),
+        a.rule.title.clone(),
+        who,
+        what,
+        where_,
+    ]
+}

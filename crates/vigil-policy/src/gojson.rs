@@ -61,6 +61,8 @@ impl GNode {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Duplicate {
     pub key: String,
+    /// Path of the key, e.g. `rules[2].level`.
+    pub path: String,
     pub line: usize,
     pub first_line: usize,
 }
@@ -293,7 +295,7 @@ impl Converter {
         self.errors.push(ConvError { line, message });
     }
 
-    fn node(&mut self, n: &Node, depth: usize) -> GNode {
+    fn node(&mut self, n: &Node, depth: usize, path: &str) -> GNode {
         let line = n.line;
         if depth > MAX_DEPTH {
             self.err(
@@ -325,10 +327,16 @@ impl Converter {
                     GVal::Null
                 }
             },
-            Value::Seq(items) => GVal::Seq(items.iter().map(|i| self.node(i, depth + 1)).collect()),
+            Value::Seq(items) => GVal::Seq(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.node(item, depth + 1, &format!("{path}[{i}]")))
+                    .collect(),
+            ),
             Value::Map(entries) => {
                 let mut out = Vec::new();
-                self.mapping(entries, &mut out, depth);
+                self.mapping(entries, &mut out, depth, path);
                 GVal::Map(out)
             }
         };
@@ -337,19 +345,26 @@ impl Converter {
 
     /// Sets each key in order, like go-yaml decoding into a map: a later key overwrites an
     /// earlier one, and a `<<` merge sets the merged mapping's keys at its position.
-    fn mapping(&mut self, entries: &[(Node, Node)], out: &mut Vec<GEntry>, depth: usize) {
+    fn mapping(
+        &mut self,
+        entries: &[(Node, Node)],
+        out: &mut Vec<GEntry>,
+        depth: usize,
+        path: &str,
+    ) {
         for (k, v) in entries {
             if is_merge_key(k) {
-                self.merge(v, out, depth);
+                self.merge(v, out, depth, path);
                 continue;
             }
             let Some(key) = self.key(k) else { continue };
-            let value = self.node(v, depth + 1);
-            self.set(out, key, k.line, value);
+            let child = crate::decode::join(path, &key);
+            let value = self.node(v, depth + 1, &child);
+            self.set(out, key, child, k.line, value);
         }
     }
 
-    fn merge(&mut self, v: &Node, out: &mut Vec<GEntry>, depth: usize) {
+    fn merge(&mut self, v: &Node, out: &mut Vec<GEntry>, depth: usize, path: &str) {
         if depth > MAX_DEPTH {
             self.err(
                 v.line,
@@ -359,12 +374,12 @@ impl Converter {
         }
         let want_map = "a `<<` merge needs a mapping or a list of mappings as its value";
         match &v.value {
-            Value::Map(entries) => self.mapping(entries, out, depth + 1),
+            Value::Map(entries) => self.mapping(entries, out, depth + 1, path),
             // Earlier mappings in the list take precedence, so they are applied last.
             Value::Seq(items) => {
                 for item in items.iter().rev() {
                     match &item.value {
-                        Value::Map(entries) => self.mapping(entries, out, depth + 1),
+                        Value::Map(entries) => self.mapping(entries, out, depth + 1, path),
                         _ => self.err(item.line, want_map.into()),
                     }
                 }
@@ -409,10 +424,11 @@ impl Converter {
         }
     }
 
-    fn set(&mut self, out: &mut Vec<GEntry>, key: String, line: usize, value: GNode) {
+    fn set(&mut self, out: &mut Vec<GEntry>, key: String, path: String, line: usize, value: GNode) {
         if let Some(e) = out.iter_mut().find(|e| e.key == key) {
             self.duplicates.push(Duplicate {
                 key,
+                path,
                 line,
                 first_line: e.line,
             });
@@ -443,7 +459,7 @@ pub(crate) fn convert(root: &Node, json: bool) -> Result<Converted, Vec<ConvErro
         duplicates: Vec::new(),
         errors: Vec::new(),
     };
-    let root = c.node(root, 0);
+    let root = c.node(root, 0, "");
     if c.errors.is_empty() {
         Ok(Converted {
             root,

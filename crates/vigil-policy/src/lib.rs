@@ -9,6 +9,7 @@
 pub mod attributes;
 pub mod checker;
 mod decode;
+mod escapes;
 mod gojson;
 pub mod loader;
 pub mod requestinfo;

@@ -17,6 +17,7 @@ use vigil_model::yaml::parse_documents;
 use vigil_model::{Level, Stage};
 
 use crate::decode::{Decoder, RawPolicy};
+use crate::escapes;
 use crate::gojson::{self, GNode, GVal};
 use crate::types::{GroupResources, Policy, PolicyRule};
 use crate::validate::validate_raw;
@@ -248,7 +249,13 @@ pub fn load_policy(text: &str) -> Result<Loaded, LoadError> {
     let mut warnings = Vec::new();
     let fail = |errors, warnings| Err(LoadError { errors, warnings });
 
-    let json_mode = is_json(text);
+    // go-yaml skips a UTF-8 byte-order mark; the apiserver's JSON sniffing does not look past
+    // one, so such a file is always read as YAML.
+    let (text, bom) = match text.strip_prefix('\u{feff}') {
+        Some(rest) => (rest, true),
+        None => (text, false),
+    };
+    let json_mode = !bom && is_json(text);
     if json_mode {
         // Such a file goes to the JSON decoder, which is stricter than YAML flow syntax.
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
@@ -280,6 +287,16 @@ pub fn load_policy(text: &str) -> Result<Loaded, LoadError> {
             "the apiserver reads only the first YAML document of a policy file; this document is ignored",
         ));
     }
+    if !json_mode {
+        let bad = escapes::yaml11_escape_errors(text, &first.root);
+        if !bad.is_empty() {
+            errors.extend(
+                bad.into_iter()
+                    .map(|(line, m)| diag(line, "", Severity::Error, m)),
+            );
+            return fail(errors, warnings);
+        }
+    }
     let converted = match gojson::convert(&first.root, json_mode) {
         Ok(c) => c,
         Err(errs) => {
@@ -293,7 +310,7 @@ pub fn load_policy(text: &str) -> Result<Loaded, LoadError> {
     for d in converted.duplicates {
         warnings.push(diag(
             d.line,
-            &d.key,
+            &d.path,
             Severity::Warning,
             format!(
                 "duplicate key {:?} (first set on line {}): the apiserver keeps only this last value",
@@ -310,12 +327,22 @@ pub fn load_policy(text: &str) -> Result<Loaded, LoadError> {
     let mut decoder = Decoder::new(json_mode);
     let raw = decoder.policy(&root);
     warnings.extend(decoder.warnings);
-    if !decoder.errors.is_empty() {
-        return fail(decoder.errors, warnings);
-    }
-
-    errors.extend(validate_raw(&raw));
-    if raw.rules.is_empty() {
+    // The apiserver stops at the first failing phase; Vigil goes on to validate what did
+    // decode, so one run shows every problem, leaving out what only echoes a decode error
+    // (a level of the wrong type is also, to validation, a missing level).
+    let decode_failed = |field: &str| decoder.errors.iter().any(|e| overlaps(&e.field, field));
+    let validation: Vec<Diagnostic> = validate_raw(&raw)
+        .into_iter()
+        .filter(|v| {
+            // "resourceNames without resources" also follows from a sibling `resources` that
+            // failed to decode.
+            let entry = v.field.strip_suffix(".resourceNames").unwrap_or(&v.field);
+            !decode_failed(entry)
+        })
+        .collect();
+    errors.extend(decoder.errors.iter().cloned());
+    errors.extend(validation);
+    if raw.rules.is_empty() && !decode_failed("rules") {
         errors.push(diag(
             raw.rules_line,
             "rules",
@@ -323,14 +350,25 @@ pub fn load_policy(text: &str) -> Result<Loaded, LoadError> {
             "the policy has no rules: the apiserver refuses a policy with 0 rules (end with a catch-all such as `- level: Metadata`)",
         ));
     }
+    warnings.sort_by_key(|w| w.line);
     if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
         return fail(errors, warnings);
     }
-    warnings.sort_by_key(|w| w.line);
     Ok(Loaded {
         policy: build(&raw),
         warnings,
     })
+}
+
+/// Whether two field paths are the same field or one contains the other.
+fn overlaps(a: &str, b: &str) -> bool {
+    let within = |inner: &str, outer: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| outer.is_empty() || rest.is_empty() || rest.starts_with(['.', '[']))
+    };
+    within(a, b) || within(b, a)
 }
 
 /// The typed policy from a validated raw one (levels and stages are known to parse).

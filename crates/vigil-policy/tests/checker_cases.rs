@@ -253,7 +253,13 @@ fn upstream_checker_levels() {
 }
 
 /// (request, level, policy stages, expected stages, rules).
-type StageCase = (&'static str, Level, &'static [Stage], &'static [Stage], &'static [&'static str]);
+type StageCase = (
+    &'static str,
+    Level,
+    &'static [Stage],
+    &'static [Stage],
+    &'static [&'static str],
+);
 
 /// `TestChecker` and `TestCheckerPolicyOmitStages`: (request, level, policy stages, expected
 /// stages, rules).

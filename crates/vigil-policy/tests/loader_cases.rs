@@ -306,10 +306,24 @@ fn silent_drops_become_warnings() {
         "{}",
         w[0].message
     );
+    // A near miss at the wrong level.
+    let w = warnings(&format!(
+        "{HEADER}- level: Metadata\n  resources:\n  - resources: [pods]\n    namespace: [x]\n"
+    ));
+    assert_eq!(w[0].field, "rules[0].resources[0].namespace");
+    assert!(
+        w[0].message
+            .contains("did you mean \"namespaces\", a field of a rule")
+            && w[0].message.contains("all namespaces"),
+        "{}",
+        w[0].message
+    );
     // A duplicate key: the last value wins.
     let text = format!("{HEADER}- level: Metadata\n  level: None\n");
     let l = load_policy(&text).unwrap();
     assert_eq!(l.policy.rules[0].level, Level::None);
+    let w = &l.warnings[0];
+    assert_eq!((w.field.as_str(), w.line), ("rules[0].level", 5));
     assert!(
         l.warnings[0].message.contains("first set on line 4"),
         "{:?}",
@@ -361,6 +375,27 @@ fn merge_keys_json_and_tags() {
 }
 
 #[test]
+fn yaml_1_1_parser_details() {
+    // go-yaml skips a byte-order mark.
+    assert!(load_policy(&format!("\u{feff}{HEADER}- level: None\n")).is_ok());
+    // `\/` is YAML 1.2 only: go-yaml rejects the file. In JSON it is an ordinary escape.
+    let errs = errors(&format!(
+        "{HEADER}- level: None\n  users: [\"ok\", \"a\\/b\"]\n"
+    ));
+    assert_eq!(errs[0].line, 5);
+    assert!(errs[0].message.contains("YAML 1.1"), "{errs:?}");
+    let json = r#"{"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [{"level": "None", "users": ["a\/b"]}]}"#;
+    assert_eq!(
+        load_policy(json).unwrap().policy.rules[0].users,
+        strs(&["a/b"])
+    );
+    // 1e400 overflows a float, so go-yaml keeps it a string; in JSON it is a number.
+    assert!(load_policy(&format!("{HEADER}- level: None\n  users: [1e400]\n")).is_ok());
+    let json = r#"{"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [{"level": "None", "users": [1e400]}]}"#;
+    assert_eq!(errors(json)[0].field, "rules[0].users[0]");
+}
+
+#[test]
 fn type_and_version_checks() {
     for (text, field) in [
         (
@@ -380,6 +415,30 @@ fn type_and_version_checks() {
         let errs = errors(text);
         assert_eq!(errs[0].field, field, "{errs:?}");
     }
+}
+
+/// The apiserver stops at the first failing phase; Vigil reports decoding and validation
+/// problems together, without validation errors that only echo a decoding error.
+#[test]
+fn all_problems_at_once() {
+    let text = format!(
+        "{HEADER}- level: [Metadata]\n  omitStages: [Foo]\n- level: Request\n  verbs: get\n  resources: [{{group: Apps, resources: pods, resourceNames: [a]}}]\n"
+    );
+    let fields: Vec<String> = errors(&text).into_iter().map(|e| e.field).collect();
+    assert_eq!(
+        fields,
+        [
+            "rules[0].level",
+            "rules[0].omitStages[0]",
+            "rules[1].verbs",
+            "rules[1].resources[0].resources",
+            "rules[1].resources[0].group",
+        ]
+    );
+    assert_eq!(
+        errors("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: x\n").len(),
+        1
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Saying what the apiserver's silent dropping of an unknown field changes.
 
-use super::{GROUP_RESOURCES_FIELDS, POLICY_FIELDS, RULE_FIELDS};
+use super::{GROUP_RESOURCES_FIELDS, RULE_FIELDS};
 use crate::gojson::GEntry;
 
 /// Which object an unknown field was found in, for saying what dropping it changes.
@@ -65,31 +65,47 @@ fn consequence(field: &str, at: Where<'_>) -> Option<&'static str> {
     }
 }
 
+/// Whether `key` is probably `field` misspelt: the same name in another case, or its
+/// singular/plural.
+fn similar(key: &str, field: &str) -> bool {
+    field.eq_ignore_ascii_case(key)
+        || field.eq_ignore_ascii_case(&format!("{key}s"))
+        || format!("{field}s").eq_ignore_ascii_case(key)
+}
+
 pub(super) fn unknown_field_message(key: &str, at: Where<'_>, fields: &[&str]) -> String {
     let mut msg = format!("unknown field {key:?} in {}", at.name());
-    // What the author most likely meant: a known field in the wrong case, or the key itself.
-    let mut meant = key;
-    if let Some(f) = fields.iter().find(|f| f.eq_ignore_ascii_case(key)) {
-        msg.push_str(&format!(
-            " (field names are case-sensitive: did you mean {f:?}?)"
-        ));
-        meant = f;
-    } else {
-        let owner = match at {
-            Where::GroupResources(_) if RULE_FIELDS.contains(&key) => Some("a rule"),
-            Where::Rule(_) if GROUP_RESOURCES_FIELDS.contains(&key) => Some("a resources entry"),
-            Where::Policy if RULE_FIELDS.contains(&key) => Some("a rule"),
-            Where::Rule(_) if POLICY_FIELDS.contains(&key) => Some("the Policy"),
-            _ => None,
-        };
-        if let Some(owner) = owner {
+    // Fields one level up or down, for keys written at the wrong indentation.
+    let (elsewhere, owner): (&[&str], &str) = match at {
+        Where::GroupResources(_) | Where::Policy => (RULE_FIELDS, "a rule"),
+        Where::Rule(_) => (GROUP_RESOURCES_FIELDS, "a resources entry"),
+        Where::Other(_) => (&[], ""),
+    };
+    let meant = if let Some(f) = fields.iter().find(|f| similar(key, f)) {
+        if f.eq_ignore_ascii_case(key) {
+            msg.push_str(&format!(
+                " (field names are case-sensitive: did you mean {f:?}?)"
+            ));
+        } else {
+            msg.push_str(&format!(" (did you mean {f:?}?)"));
+        }
+        Some(*f)
+    } else if let Some(f) = elsewhere.iter().find(|f| similar(key, f)) {
+        if *f == key {
             msg.push_str(&format!(
                 " ({key:?} is a field of {owner}; check its indentation)"
             ));
+        } else {
+            msg.push_str(&format!(
+                " (did you mean {f:?}, a field of {owner}? check its indentation)"
+            ));
         }
-    }
+        Some(*f)
+    } else {
+        None
+    };
     msg.push_str(": the apiserver ignores it");
-    if let Some(c) = consequence(meant, at) {
+    if let Some(c) = meant.and_then(|m| consequence(m, at)) {
         msg.push_str(", so ");
         msg.push_str(c);
     }

@@ -26,7 +26,7 @@ pub struct RuleArgs {
 }
 
 impl RuleArgs {
-    fn load(&self) -> Result<LoadedRules> {
+    pub fn load(&self) -> Result<LoadedRules> {
         load_rules(&RuleOptions {
             paths: self.rules.clone(),
             builtin: !self.no_default_rules,

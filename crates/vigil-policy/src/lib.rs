@@ -12,6 +12,7 @@ mod decode;
 mod escapes;
 mod gojson;
 pub mod loader;
+mod prescan;
 pub mod requestinfo;
 mod selectors;
 pub mod types;

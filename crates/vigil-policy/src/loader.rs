@@ -19,6 +19,7 @@ use vigil_model::{Level, Stage};
 use crate::decode::{Decoder, RawPolicy};
 use crate::escapes;
 use crate::gojson::{self, GNode, GVal};
+use crate::prescan;
 use crate::types::{GroupResources, Policy, PolicyRule};
 use crate::validate::validate_raw;
 
@@ -201,43 +202,6 @@ fn check_type(
     }
 }
 
-/// Deepest block nesting Vigil parses. The YAML parser recurses once per level (about 1,500
-/// levels overflow a 2 MiB thread stack) and caps flow nesting at 255 itself; real policies
-/// nest fewer than 10 levels.
-const MAX_BLOCK_DEPTH: usize = 256;
-
-/// A cheap upper bound on block nesting, checked before parsing so that no input can overflow
-/// the parser's stack: open indentation levels plus leading `- `/`? ` indicators on a line.
-/// Returns the first line that exceeds [`MAX_BLOCK_DEPTH`].
-fn too_deep(text: &str) -> Option<usize> {
-    let mut indents: Vec<usize> = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let rest = line.trim_start_matches(' ');
-        if rest.trim().is_empty() || rest.starts_with('#') {
-            continue;
-        }
-        let indent = line.len() - rest.len();
-        while indents.last().is_some_and(|&l| l >= indent) {
-            indents.pop();
-        }
-        indents.push(indent);
-        let mut indicators = 0;
-        let mut r = rest;
-        while let Some(next) = r
-            .strip_prefix("- ")
-            .or_else(|| r.strip_prefix("? "))
-            .or_else(|| r.strip_prefix("-\t"))
-        {
-            indicators += 1;
-            r = next.trim_start_matches([' ', '\t']);
-        }
-        if indents.len() + indicators > MAX_BLOCK_DEPTH {
-            return Some(i + 1);
-        }
-    }
-    None
-}
-
 /// True when the apiserver would read the file as JSON: its first non-space character is `{`.
 fn is_json(text: &str) -> bool {
     text.trim_start().starts_with('{')
@@ -263,15 +227,38 @@ pub fn load_policy(text: &str) -> Result<Loaded, LoadError> {
             return fail(vec![diag(e.line(), "", Severity::Error, msg)], warnings);
         }
     }
-    if let Some(line) = too_deep(text) {
-        let msg = format!("the YAML nests deeper than {MAX_BLOCK_DEPTH} levels; Vigil refuses such a file rather than risk its stack");
+    if let Some(line) = prescan::too_deep(text) {
+        let msg = format!(
+            "the YAML nests deeper than {} levels; Vigil refuses such a file rather than risk its stack",
+            prescan::MAX_BLOCK_DEPTH
+        );
         return fail(vec![diag(line, "", Severity::Error, msg)], warnings);
     }
     let docs = match parse_documents(text) {
         Ok(docs) => docs,
         Err(e) => {
-            let msg = format!("invalid YAML at column {}: {}", e.col, e.message);
-            return fail(vec![diag(e.line, "", Severity::Error, msg)], warnings);
+            // A broken later document does not matter: go-yaml never reads past the first.
+            let first = prescan::first_document(text)
+                .filter(|first| e.line > first.lines().count())
+                .and_then(|first| parse_documents(first).ok());
+            match first {
+                Some(docs) => {
+                    warnings.push(diag(
+                        e.line,
+                        "",
+                        Severity::Warning,
+                        format!(
+                            "a later YAML document is invalid (column {}: {}); the apiserver reads only the first document, so it is ignored",
+                            e.col, e.message
+                        ),
+                    ));
+                    docs
+                }
+                None => {
+                    let msg = format!("invalid YAML at column {}: {}", e.col, e.message);
+                    return fail(vec![diag(e.line, "", Severity::Error, msg)], warnings);
+                }
+            }
         }
     };
     let Some(first) = docs.first() else {

@@ -340,7 +340,17 @@ fn silent_drops_become_warnings() {
         errors("apiVersion: audit.k8s.io/v1\nKind: Event\nrules: [{level: None}]\n")[0].field
             == "kind"
     );
-    // Only the first YAML document counts.
+    // Only the first YAML document counts, even when a later one is broken.
+    let w = warnings(&format!("{HEADER}- level: None\n---\nrules: [\n"));
+    assert_eq!((w[0].line, w[0].severity), (7, Severity::Warning));
+    assert!(
+        w[0].message.contains("reads only the first document"),
+        "{w:?}"
+    );
+    assert_eq!(
+        errors(&format!("{HEADER}- level: [None\n---\nrules: 1\n"))[0].line,
+        5
+    );
     let w = warnings(&format!("{HEADER}- level: None\n---\nrules: 1\n"));
     assert_eq!((w[0].line, w[0].severity), (6, Severity::Warning));
     // Metadata is allowed, and checked like the apiserver checks it.

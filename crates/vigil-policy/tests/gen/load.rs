@@ -341,6 +341,11 @@ fn special(n: usize) -> String {
         "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None, users: [\"a\\/b\"]}]\n".into(),
         "{\"apiVersion\": \"audit.k8s.io/v1\", \"kind\": \"Policy\", \"rules\": [{\"level\": \"None\", \"users\": [\"a\\/b\"]}]}\n".into(),
         "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None, users: [\"a\\x41\\_\\N\\u00e9\"]}]\n".into(),
+        // go-yaml never reads past the first document, broken or not.
+        format!("{VALID}---\nfoo: [\n"),
+        format!("{VALID}...\n[[[\n"),
+        format!("{VALID}---\n---\n"),
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None}\n---\nfoo: bar\n".into(),
         // 1e400 overflows, so go-yaml calls it a string; JSON calls it a number.
         "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None, users: [1e400]}]\n".into(),
         "{\"apiVersion\": \"audit.k8s.io/v1\", \"kind\": \"Policy\", \"rules\": [{\"level\": \"None\", \"users\": [1e400]}]}\n".into(),

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::Value;
 use vigil_normalize::{detect_format, parser_for, Dataset, Options, YearHint};
-use vigil_sources::{open_input, read_line_lossy, RawAuditRecords};
+use vigil_sources::{open_input_counted, read_line_lossy, RawAuditRecords};
+
+use crate::progress::Progress;
 
 use crate::output::InputStats;
 
@@ -83,13 +85,15 @@ pub fn read_inputs(
     };
     let mut stats = InputStats::default();
     for path in inputs {
-        let mut reader = open_input(path)?;
+        let mut progress = Progress::for_file(path);
+        let mut reader = open_input_counted(path, progress.counter())?;
         let dataset = dataset_for(path, &mut reader, opts)?;
         if dataset == Dataset::K8sAudit {
             for record in RawAuditRecords::new(path, reader) {
                 match record.with_context(|| format!("reading {path}"))? {
                     Ok(r) => {
                         stats.events += 1;
+                        progress.tick(stats.events);
                         each(Item {
                             dataset: "k8s.audit",
                             file: path,
@@ -101,6 +105,7 @@ pub fn read_inputs(
                     Err(rejected) => reject(&mut stats, rejected),
                 }
             }
+            progress.done();
             continue;
         }
         let mut parser = parser_for(&dataset, &Options::new(year_hint(path, opts)))
@@ -140,11 +145,13 @@ pub fn read_inputs(
                 break;
             }
             line_no += 1;
+            progress.tick(stats.events);
             parser.push_line(line.trim_end_matches(['\n', '\r']), line_no, &mut out);
             deliver(&mut out, &mut stats)?;
         }
         parser.flush(&mut out);
         deliver(&mut out, &mut stats)?;
+        progress.done();
     }
     if stats.rejected > 20 {
         eprintln!("vigil: {} records rejected in all", stats.rejected);

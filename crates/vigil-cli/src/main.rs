@@ -8,6 +8,7 @@ mod detection;
 mod gen;
 mod input;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 

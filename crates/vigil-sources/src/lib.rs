@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
@@ -33,6 +34,28 @@ pub enum SourceError {
 
 /// Opens `path` for reading (`-` is standard input), decompressing gzip transparently.
 pub fn open_input(path: &str) -> Result<Box<dyn BufRead + Send>, SourceError> {
+    open_input_counted(path, None)
+}
+
+/// Counts the bytes read from the underlying file (before decompression), for progress.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Like [`open_input`]; `count`, when given, follows the bytes read from the file itself.
+pub fn open_input_counted(
+    path: &str,
+    count: Option<Arc<AtomicU64>>,
+) -> Result<Box<dyn BufRead + Send>, SourceError> {
     let open_err = |source| SourceError::Open {
         path: path.to_string(),
         source,
@@ -41,6 +64,10 @@ pub fn open_input(path: &str) -> Result<Box<dyn BufRead + Send>, SourceError> {
         Box::new(io::stdin())
     } else {
         Box::new(File::open(Path::new(path)).map_err(open_err)?)
+    };
+    let raw: Box<dyn Read + Send> = match count {
+        Some(count) => Box::new(Counting { inner: raw, count }),
+        None => raw,
     };
     let mut reader = BufReader::with_capacity(1 << 16, raw);
     let magic = reader.fill_buf().map_err(open_err)?;

@@ -719,6 +719,17 @@ impl RuleSet {
         ))
     }
 
+    /// The prefilter's literals for `dataset` (diagnostics).
+    #[doc(hidden)]
+    pub fn prefilter_literals(&self, dataset: &str) -> Vec<String> {
+        self.datasets
+            .iter()
+            .find(|d| d.name == dataset)
+            .and_then(|d| d.prefilter.as_ref())
+            .map(|p| p.patterns.clone())
+            .unwrap_or_default()
+    }
+
     pub(crate) fn dataset_index(&self, name: &str) -> Option<usize> {
         self.datasets.iter().position(|d| d.name == name)
     }

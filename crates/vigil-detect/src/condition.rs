@@ -578,3 +578,84 @@ mod tests {
         assert!(ident_matches("sel*ion", "selection"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ast() -> impl Strategy<Value = CondAst> {
+        let leaf = prop_oneof![
+            "[a-c][a-c_0-9]{0,3}".prop_map(CondAst::Ident),
+            ("[a-c]{1,2}\\*", any::<bool>()).prop_map(|(p, all)| CondAst::Of {
+                quant: if all { Quant::All } else { Quant::AtLeast(1) },
+                target: OfTarget::Pattern(p),
+            }),
+            Just(CondAst::Of {
+                quant: Quant::All,
+                target: OfTarget::Them
+            }),
+        ];
+        leaf.prop_recursive(4, 24, 3, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(|e| CondAst::Not(Box::new(e))),
+                prop::collection::vec(inner.clone(), 2..4).prop_map(CondAst::And),
+                prop::collection::vec(inner, 2..4).prop_map(CondAst::Or),
+            ]
+        })
+    }
+
+    /// Nested ANDs/ORs flatten on reparse: compare by evaluation instead of structure.
+    fn eval(e: &CondAst, env: &dyn Fn(&str) -> bool) -> bool {
+        match e {
+            CondAst::Ident(s) => env(s),
+            CondAst::Not(x) => !eval(x, env),
+            CondAst::And(xs) => xs.iter().all(|x| eval(x, env)),
+            CondAst::Or(xs) => xs.iter().any(|x| eval(x, env)),
+            CondAst::Of { quant, target } => {
+                let p = match target {
+                    OfTarget::Them => "*".to_string(),
+                    OfTarget::Pattern(p) => p.clone(),
+                };
+                let names = ["a", "b", "c", "ab", "ba", "a_1"];
+                let hits: Vec<bool> = names
+                    .iter()
+                    .filter(|n| ident_matches(&p, n))
+                    .map(|n| env(n))
+                    .collect();
+                match quant {
+                    Quant::All => hits.iter().all(|h| *h),
+                    Quant::AtLeast(n) => hits.iter().filter(|h| **h).count() >= *n as usize,
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn printed_conditions_parse_back_to_the_same_meaning(e in ast(), seed in any::<u64>()) {
+            let text = e.to_string();
+            let parsed = parse(&text).map_err(|err| TestCaseError::fail(format!("{text}: {err}")))?;
+            prop_assert!(parsed.agg.is_none());
+            let env = |s: &str| {
+                let h = s.bytes().fold(seed, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
+                h % 3 == 0
+            };
+            prop_assert_eq!(eval(&parsed.expr, &env), eval(&e, &env), "{}", text);
+            // And the printed form is a fixed point.
+            prop_assert_eq!(parse(&parsed.expr.to_string()).unwrap().expr.to_string(), parsed.expr.to_string());
+        }
+
+        #[test]
+        fn the_parser_never_panics(s in "[a-c()| ]{0,6}(and|or|not|of|1 of|all of|them|near|count\\(\\)|by|>|<=|=|,|[0-9]| |\\(|\\)|\\*){0,12}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn the_parser_never_panics_on_any_text(s in "\\PC{0,40}") {
+            let _ = parse(&s);
+        }
+    }
+}

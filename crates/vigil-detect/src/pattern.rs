@@ -419,3 +419,61 @@ mod tests {
         assert_eq!(find(b"aaa", b"", true, 1), Some(1));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The reference: the same tokens as a regular expression.
+    fn reference(toks: &[Tok], cased: bool) -> regex::Regex {
+        let mut re = String::from(if cased { "(?s)^" } else { "(?is)^" });
+        for t in toks {
+            match t {
+                Tok::Star => re.push_str(".*"),
+                Tok::Quest => re.push('.'),
+                Tok::Lit(s) => re.push_str(&regex::escape(s)),
+            }
+        }
+        re.push('$');
+        regex::Regex::new(&re).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn wildcard_matcher_agrees_with_a_regex(
+            pat in "[abAB*?\\\\.]{0,8}",
+            text in "[abAB*?\\\\.x]{0,10}",
+            cased in any::<bool>(),
+        ) {
+            let toks = parse_wildcards(&pat);
+            let p = StrPattern::new(&toks, cased);
+            prop_assert_eq!(p.matches(&text), reference(&toks, cased).is_match(&text),
+                "pattern {:?} tokens {:?} text {:?}", pat, toks, text);
+        }
+
+        #[test]
+        fn wildcard_matcher_agrees_on_unicode(
+            pat in "[aéÉß*?]{0,6}",
+            text in "[aéÉßx]{0,8}",
+        ) {
+            let toks = parse_wildcards(&pat);
+            let p = StrPattern::new(&toks, false);
+            // Reference on lowercased text (the matcher's definition of case-insensitivity).
+            let lowered: Vec<Tok> = toks.iter().map(|t| match t {
+                Tok::Lit(s) => Tok::Lit(s.to_lowercase()),
+                t => t.clone(),
+            }).collect();
+            let want = reference(&lowered, true).is_match(&text.to_lowercase());
+            prop_assert_eq!(p.matches(&text), want, "{:?} {:?}", pat, text);
+        }
+
+        #[test]
+        fn rendering_round_trips(pat in "[ab*?\\\\]{0,10}") {
+            let toks = parse_wildcards(&pat);
+            prop_assert_eq!(parse_wildcards(&render(&toks)), toks);
+        }
+    }
+}

@@ -11,9 +11,14 @@
 //! - the text uses `\uXXXX` or `\/` escapes: then nothing is skipped (poison patterns);
 //! - a Unicode character lowercases to ASCII (KELVIN SIGN, LATIN CAPITAL LETTER I WITH DOT
 //!   ABOVE): then nothing is skipped (poison patterns; a test checks these are the only two);
-//! - the literal holds a digit and the event has a number that is not a plain integer (a
-//!   fraction, an exponent, 19 or more digits), whose rendering may differ from its JSON text:
-//!   then literals with digits count as present.
+//! - the literal could be part of how a fractional JSON number is rendered for string matching
+//!   (it consists of `0-9 . e E + -` only) and the event has a number that is not a plain integer
+//!   of at most 18 digits: then such literals count as present. Integers in rules match only
+//!   integral JSON numbers, which are rendered exactly as written, so they need no such care.
+//!
+//! The scan finds every pattern occurrence without an overlapping search: a leftmost-longest
+//! search restarted one byte after each match start reports the longest pattern starting at
+//! each position, and every pattern that is a prefix of a found one is marked found with it.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
@@ -33,6 +38,9 @@ pub(crate) struct Prefilter {
     /// Patterns with an id at or above this are poison.
     poison_from: u32,
     npats: usize,
+    /// For each pattern, itself and every pattern that is a prefix of it (ASCII case folded).
+    prefixes: Vec<Vec<u32>>,
+    pub(crate) patterns: Vec<String>,
 }
 
 pub(crate) struct Scan<'r> {
@@ -44,17 +52,39 @@ pub(crate) struct Scan<'r> {
 
 const POISON: &[&str] = &["\\u", "\\/", "\u{212A}", "\u{130}"];
 
+thread_local! {
+    static LOWER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl Prefilter {
     pub(crate) fn scan<'r>(&self, raw: &'r str) -> Scan<'r> {
+        LOWER.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            buf.extend(raw.bytes().map(|b| b.to_ascii_lowercase()));
+            self.scan_folded(&buf, raw)
+        })
+    }
+
+    /// Scans text already folded to ASCII lowercase (`raw` is kept for the number check).
+    fn scan_folded<'r>(&self, text: &[u8], raw: &'r str) -> Scan<'r> {
         let mut found = vec![0u64; self.npats.div_ceil(64)];
         let mut poisoned = false;
-        for m in self.ac.find_overlapping_iter(raw) {
-            let id = m.pattern().as_u32();
-            if id >= self.poison_from {
+        let mut at = 0;
+        while at < text.len() {
+            let input = aho_corasick::Input::new(text).range(at..);
+            let Some(m) = self.ac.find(input) else {
+                break;
+            };
+            let id = m.pattern().as_usize();
+            if id as u32 >= self.poison_from {
                 poisoned = true;
                 break;
             }
-            found[(id / 64) as usize] |= 1 << (id % 64);
+            for &p in &self.prefixes[id] {
+                found[(p / 64) as usize] |= 1 << (p % 64);
+            }
+            at = m.start() + 1;
         }
         Scan {
             found,
@@ -147,7 +177,9 @@ fn clean_run(s: &str) -> Option<String> {
 
 fn lit(s: &str) -> Option<Lit> {
     let text = clean_run(s)?;
-    let numeric = text.bytes().any(|b| b.is_ascii_digit());
+    let numeric = text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-'));
     Some(Lit { text, numeric })
 }
 
@@ -170,7 +202,7 @@ fn matcher_lits(m: &Matcher) -> Option<Vec<Lit>> {
             if n.fract() == 0.0 && n.abs() < 1e15 {
                 Some(vec![Lit {
                     text: format!("{}", *n as i64),
-                    numeric: true,
+                    numeric: false,
                 }])
             } else {
                 None
@@ -184,9 +216,17 @@ fn matcher_lits(m: &Matcher) -> Option<Vec<Lit>> {
     }
 }
 
-fn score(c: &[Lit]) -> (usize, std::cmp::Reverse<usize>) {
+/// Words found in most events of some dataset: poor literals to filter on. Only a speed hint.
+const COMMON: &[&str] = &[
+    "get", "list", "watch", "create", "update", "patch", "delete", "pods", "apps", "allow", "true",
+    "false", "null", "v1", "event", "events", "user", "root", "tcp", "udp",
+];
+
+/// Higher is better: clauses of rare (uncommon, long) literals, few alternatives.
+fn score(c: &[Lit]) -> (bool, usize, std::cmp::Reverse<usize>) {
     (
-        c.iter().map(|l| l.text.len()).min().unwrap_or(0),
+        !c.iter().any(|l| COMMON.contains(&l.text.as_str())),
+        c.iter().map(|l| l.text.len()).min().unwrap_or(0).min(12),
         std::cmp::Reverse(c.len()),
     )
 }
@@ -210,7 +250,7 @@ fn and(parts: Vec<Option<Cnf>>) -> Option<Cnf> {
         return None;
     }
     all.sort_by_key(|c| std::cmp::Reverse(score(c)));
-    all.truncate(3);
+    all.truncate(2);
     Some(all)
 }
 
@@ -265,7 +305,11 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
     let mut index = std::collections::HashMap::new();
     let mut any = false;
     for r in rules.iter_mut() {
-        let cnf = cond_cnf(r, &r.condition).unwrap_or_default();
+        // One clause per rule: enough to skip, and fewer patterns keep the scan fast.
+        let cnf: Cnf = cond_cnf(r, &r.condition)
+            .and_then(|c| best(&c).cloned())
+            .into_iter()
+            .collect();
         r.required = cnf
             .into_iter()
             .map(|c| {
@@ -292,15 +336,30 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
     let poison_from = pats.len() as u32;
     let npats = pats.len();
     pats.extend(POISON.iter().map(|s| s.to_string()));
+    // The scan folds the text to lowercase; the patterns are folded the same way.
+    let folded: Vec<Vec<u8>> = pats
+        .iter()
+        .map(|p| p.as_bytes().to_ascii_lowercase())
+        .collect();
+    let prefixes = folded
+        .iter()
+        .map(|p| {
+            (0..npats)
+                .filter(|&q| p.starts_with(&folded[q]))
+                .map(|q| q as u32)
+                .collect()
+        })
+        .collect();
     let ac = AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::Standard)
-        .build(&pats)
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(&folded)
         .ok()?;
     Some(Prefilter {
         ac,
         poison_from,
         npats,
+        prefixes,
+        patterns: pats,
     })
 }
 

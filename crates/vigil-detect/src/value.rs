@@ -284,15 +284,22 @@ impl Matcher {
                 }
             }
             Matcher::StrSet(set) => with_text(v, |s| set.matches(s)).unwrap_or(false),
-            Matcher::Num { n, text } => match v {
-                Value::Number(x) => match (x.as_i64(), x.as_u64()) {
-                    (Some(i), _) if n.fract() == 0.0 => i as f64 == *n && (i as f64) as i64 == i,
-                    (_, Some(u)) if n.fract() == 0.0 => u as f64 == *n,
-                    _ => x.as_f64() == Some(*n),
-                },
-                Value::String(s) => s == text || numeric_text(s) == Some(*n),
-                _ => false,
-            },
+            Matcher::Num { n, text } => {
+                // An integer in a rule matches integral JSON numbers (401, not 401.0) and strings
+                // holding that integer; a fraction matches numbers and numeric strings equal to it.
+                let int = (n.fract() == 0.0 && n.abs() < 9.0e18).then_some(*n as i64);
+                match (v, int) {
+                    (Value::Number(x), Some(i)) => {
+                        x.as_i64() == Some(i) || (i >= 0 && x.as_u64() == Some(i as u64))
+                    }
+                    (Value::Number(x), None) => x.as_f64() == Some(*n),
+                    (Value::String(s), Some(i)) => {
+                        s == text || s.trim().parse::<i64>().ok() == Some(i)
+                    }
+                    (Value::String(s), None) => s == text || numeric_text(s) == Some(*n),
+                    _ => false,
+                }
+            }
             Matcher::Bool(b) => match v {
                 Value::Bool(x) => x == b,
                 Value::String(s) => s.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
@@ -1204,8 +1211,16 @@ mod tests {
     fn numbers_strings_booleans() {
         let c = m(&[], &[RawValue::Num(42.0, "42".into())]);
         assert!(hit(&c, json!(42)));
-        assert!(hit(&c, json!(42.0)));
+        assert!(
+            !hit(&c, json!(42.0)),
+            "integers match integral JSON numbers only"
+        );
         assert!(hit(&c, json!("42")));
+        assert!(hit(&c, json!(" +42")));
+        assert!(!hit(&c, json!("42.0")));
+        let c = m(&[], &[RawValue::Num(1.5, "1.5".into())]);
+        assert!(hit(&c, json!(1.5)));
+        assert!(hit(&c, json!("1.50")));
         assert!(!hit(&c, json!("420")));
         assert!(!hit(&c, json!(43)));
         let c = m(&[], &[s("42")]);

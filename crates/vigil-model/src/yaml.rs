@@ -158,13 +158,21 @@ pub struct YamlError {
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, true).map_err(|e| YamlError {
-        line: e.marker().line(),
-        col: e.marker().col() + 1,
-        message: e.info().to_string(),
-    })?;
-    if let Some(message) = builder.error {
-        return Err(message);
+    // Driven event by event: the parser's own `load` recurses once per nesting level, which a
+    // hostile file can turn into a stack overflow before our depth limit is consulted.
+    loop {
+        let (ev, mark) = parser.next_token().map_err(|e| YamlError {
+            line: e.marker().line(),
+            col: e.marker().col() + 1,
+            message: e.info().to_string(),
+        })?;
+        if ev == Event::StreamEnd {
+            break;
+        }
+        builder.on_event(ev, mark);
+        if let Some(err) = builder.error.take() {
+            return Err(err);
+        }
     }
     Ok(builder.documents)
 }
@@ -188,18 +196,40 @@ enum Open {
     Map(Node, Option<Node>),
 }
 
+/// Deeper nesting than this is refused: no real policy or rule needs it, and it keeps
+/// recursive walks of the tree (drop, display, loaders) far from the stack's end.
+pub const MAX_DEPTH: usize = 256;
+/// Nodes a document may have, aliases expanded: a "billion laughs" file is refused, not built.
+pub const MAX_NODES: usize = 1_000_000;
+
 #[derive(Default)]
 struct Builder {
     documents: Vec<Document>,
     stack: Vec<(Open, usize)>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchored node with its size in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes built so far in the current stream (aliases count their whole size).
+    nodes: usize,
     error: Option<YamlError>,
 }
 
+fn size(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Scalar(_) => 0,
+        Value::Seq(items) => items.iter().map(size).sum(),
+        Value::Map(entries) => entries.iter().map(|(k, v)| size(k) + size(v)).sum(),
+    }
+}
+
 impl Builder {
+    fn fail(&mut self, line: usize, col: usize, message: String) {
+        self.error.get_or_insert(YamlError { line, col, message });
+    }
+
     fn push(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let n = size(&node);
+            self.anchors.insert(anchor, (node.clone(), n));
         }
         match self.stack.last_mut() {
             None => {
@@ -230,6 +260,22 @@ fn tag_text(tag: Option<Tag>) -> Option<String> {
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let (line, col) = (mark.line(), mark.col() + 1);
+        if self.error.is_some() {
+            return;
+        }
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return self.fail(
+                line,
+                col,
+                format!("more than {MAX_NODES} nodes (aliases expanded): refusing to build it"),
+            );
+        }
+        if matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..))
+            && self.stack.len() >= MAX_DEPTH
+        {
+            return self.fail(line, col, format!("nested deeper than {MAX_DEPTH} levels"));
+        }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let quoted = !matches!(style, TScalarStyle::Plain);
@@ -265,15 +311,20 @@ impl MarkedEventReceiver for Builder {
                     self.push(node, anchor);
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(node) => self.push(node, 0),
-                None => {
-                    self.error.get_or_insert(YamlError {
-                        line,
-                        col,
-                        message: "alias to an unknown anchor".into(),
-                    });
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some((_, n)) if self.nodes + n > MAX_NODES => self.fail(
+                    line,
+                    col,
+                    format!(
+                        "more than {MAX_NODES} nodes once aliases are expanded (an alias bomb?)"
+                    ),
+                ),
+                Some((node, n)) => {
+                    let node = node.clone();
+                    self.nodes += n;
+                    self.push(node, 0)
                 }
+                None => self.fail(line, col, "alias to an unknown anchor".into()),
             },
             _ => {}
         }
@@ -347,6 +398,28 @@ mod tests {
         assert_eq!(doc.get("d").unwrap().kind_name(), "null");
         assert_eq!(doc.get("e").unwrap().kind_name(), "a number");
         assert_eq!(doc.get("f").unwrap().as_str(), Some("text"));
+    }
+
+    #[test]
+    fn alias_bombs_and_deep_nesting_are_refused() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            bomb.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        let err = parse_documents(&bomb).unwrap_err();
+        assert!(err.message.contains("aliases"), "{err}");
+        let deep = "[".repeat(5000) + &"]".repeat(5000);
+        let err = parse_documents(&deep).unwrap_err();
+        assert!(
+            err.message.contains("deeper") || err.message.contains("recursion"),
+            "{err}"
+        );
+        let block: String = (0..3000)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
+        let err = parse_documents(&block).unwrap_err();
+        assert!(err.message.contains("deeper"), "{err}");
     }
 
     #[test]

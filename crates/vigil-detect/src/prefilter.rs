@@ -25,72 +25,121 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use crate::compile::{CompiledRule, Cond, SelNode};
 use crate::value::Matcher;
 
-/// A disjunction: the rule needs at least one of these pattern ids in the text.
+/// A disjunction: the rule needs at least one of these literals in the text. The rule's first
+/// (most selective) clause is searched by the automaton; the others are checked afterwards,
+/// only for rules whose first clause held, with one SIMD substring search per literal.
 #[derive(Debug, Clone)]
 pub(crate) struct Clause {
-    pats: Vec<u32>,
+    /// Automaton pattern ids (first clause) or indices into `Prefilter::finders` (the others).
+    lits: Vec<u32>,
+    by_automaton: bool,
     numeric: bool,
 }
 
 #[derive(Debug)]
 pub(crate) struct Prefilter {
     ac: AhoCorasick,
-    /// Patterns with an id at or above this are poison.
-    poison_from: u32,
     npats: usize,
-    /// For each pattern, itself and every pattern that is a prefix of it (ASCII case folded).
-    prefixes: Vec<Vec<u32>>,
+    /// For each pattern, every pattern it contains (itself included): found with it.
+    implied: Vec<Vec<u32>>,
+    /// For each pattern, the smallest offset inside it where another pattern could start and
+    /// run past its end (its length when none can).
+    restart: Vec<usize>,
+    finders: Vec<memchr::memmem::Finder<'static>>,
     pub(crate) patterns: Vec<String>,
 }
 
-pub(crate) struct Scan<'r> {
+/// Per-thread scratch space, reused from event to event.
+#[derive(Default)]
+struct Buffers {
+    folded: Vec<u8>,
     found: Vec<u64>,
+    /// Per finder: 0 not searched yet, 1 present, 2 absent.
+    memo: Vec<u8>,
+}
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
+}
+
+pub(crate) struct Scan<'r> {
+    pf: &'r Prefilter,
+    buf: std::cell::RefCell<Buffers>,
     poisoned: bool,
     raw: &'r str,
     odd_numbers: std::cell::OnceCell<bool>,
 }
 
-const POISON: &[&str] = &["\\u", "\\/", "\u{212A}", "\u{130}"];
+impl Drop for Scan<'_> {
+    fn drop(&mut self) {
+        let buf = std::mem::take(self.buf.get_mut());
+        BUFFERS.with(|b| *b.borrow_mut() = buf);
+    }
+}
 
-thread_local! {
-    static LOWER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Whether the text has a `\u` or `\/` escape, or a character whose lowercase is ASCII.
+fn poisoned(b: &[u8]) -> bool {
+    for i in memchr::memchr_iter(b'\\', b) {
+        if let Some(b'u' | b'/') = b.get(i + 1) {
+            // An escaped backslash followed by `u` is not an escape: count the run.
+            let run = b[..=i].iter().rev().take_while(|&&c| c == b'\\').count();
+            if run % 2 == 1 {
+                return true;
+            }
+        }
+    }
+    // KELVIN SIGN (E2 84 AA) and LATIN CAPITAL LETTER I WITH DOT ABOVE (C4 B0).
+    memchr::memchr2_iter(0xE2, 0xC4, b).any(|i| {
+        matches!(
+            (b[i], b.get(i + 1), b.get(i + 2)),
+            (0xE2, Some(0x84), Some(0xAA)) | (0xC4, Some(0xB0), _)
+        )
+    })
 }
 
 impl Prefilter {
-    pub(crate) fn scan<'r>(&self, raw: &'r str) -> Scan<'r> {
-        LOWER.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            buf.clear();
-            buf.extend(raw.bytes().map(|b| b.to_ascii_lowercase()));
-            self.scan_folded(&buf, raw)
-        })
-    }
-
-    /// Scans text already folded to ASCII lowercase (`raw` is kept for the number check).
-    fn scan_folded<'r>(&self, text: &[u8], raw: &'r str) -> Scan<'r> {
-        let mut found = vec![0u64; self.npats.div_ceil(64)];
-        let mut poisoned = false;
-        let mut at = 0;
-        while at < text.len() {
-            let input = aho_corasick::Input::new(text).range(at..);
-            let Some(m) = self.ac.find(input) else {
-                break;
-            };
-            let id = m.pattern().as_usize();
-            if id as u32 >= self.poison_from {
-                poisoned = true;
-                break;
-            }
-            for &p in &self.prefixes[id] {
-                found[(p / 64) as usize] |= 1 << (p % 64);
-            }
-            at = m.start() + 1;
+    pub(crate) fn scan<'r>(&'r self, raw: &'r str) -> Scan<'r> {
+        let mut buf = BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        let poisoned = poisoned(raw.as_bytes());
+        if !poisoned {
+            buf.folded.clear();
+            buf.folded
+                .extend(raw.bytes().map(|b| b.to_ascii_lowercase()));
+            buf.found.clear();
+            buf.found.resize(self.npats.div_ceil(64), 0);
+            buf.memo.clear();
+            buf.memo.resize(self.finders.len(), 0);
+            self.search(&mut buf);
         }
         Scan {
-            found,
+            pf: self,
+            buf: std::cell::RefCell::new(buf),
             poisoned,
             raw,
             odd_numbers: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Marks every automaton pattern present in the folded text.
+    fn search(&self, buf: &mut Buffers) {
+        let text = &buf.folded;
+        let found = &mut buf.found;
+        let mut at = 0;
+        'outer: while at < text.len() {
+            let input = aho_corasick::Input::new(text).range(at..);
+            for m in self.ac.find_iter(input) {
+                let id = m.pattern().as_usize();
+                for &p in &self.implied[id] {
+                    found[(p / 64) as usize] |= 1 << (p % 64);
+                }
+                let k = self.restart[id];
+                if k < m.len() {
+                    // A longer pattern may start inside this match: search again from there.
+                    at = m.start() + k;
+                    continue 'outer;
+                }
+            }
+            break;
         }
     }
 }
@@ -101,11 +150,24 @@ impl Scan<'_> {
         if self.poisoned {
             return true;
         }
+        let mut buf = self.buf.borrow_mut();
+        let buf = &mut *buf;
         required.iter().all(|c| {
-            c.pats
-                .iter()
-                .any(|&p| self.found[(p / 64) as usize] & (1 << (p % 64)) != 0)
-                || (c.numeric && *self.odd_numbers.get_or_init(|| has_odd_numbers(self.raw)))
+            let present = if c.by_automaton {
+                c.lits
+                    .iter()
+                    .any(|&p| buf.found[(p / 64) as usize] & (1 << (p % 64)) != 0)
+            } else {
+                c.lits.iter().any(|&f| {
+                    let f = f as usize;
+                    if buf.memo[f] == 0 {
+                        let hit = self.pf.finders[f].find(&buf.folded).is_some();
+                        buf.memo[f] = if hit { 1 } else { 2 };
+                    }
+                    buf.memo[f] == 1
+                })
+            };
+            present || (c.numeric && *self.odd_numbers.get_or_init(|| has_odd_numbers(self.raw)))
         })
     }
 }
@@ -226,7 +288,7 @@ const COMMON: &[&str] = &[
 fn score(c: &[Lit]) -> (bool, usize, std::cmp::Reverse<usize>) {
     (
         !c.iter().any(|l| COMMON.contains(&l.text.as_str())),
-        c.iter().map(|l| l.text.len()).min().unwrap_or(0).min(12),
+        c.iter().map(|l| l.text.len()).min().unwrap_or(0),
         std::cmp::Reverse(c.len()),
     )
 }
@@ -250,7 +312,7 @@ fn and(parts: Vec<Option<Cnf>>) -> Option<Cnf> {
         return None;
     }
     all.sort_by_key(|c| std::cmp::Reverse(score(c)));
-    all.truncate(2);
+    all.truncate(3);
     Some(all)
 }
 
@@ -299,33 +361,113 @@ fn cond_cnf(r: &CompiledRule, c: &Cond) -> Option<Cnf> {
     }
 }
 
+/// Makes a clause cheaper to search without losing soundness: a literal that contains another
+/// literal of the clause is implied by it and dropped; groups of literals sharing a substring of
+/// at least 4 characters are replaced by that substring (it occurs whenever any of them does).
+fn compress(clause: Vec<Lit>) -> Vec<Lit> {
+    let mut lits: Vec<Lit> = Vec::new();
+    for l in clause {
+        if !lits.iter().any(|x| x.text == l.text) {
+            lits.push(l);
+        }
+    }
+    let drop_implied = |lits: Vec<Lit>| -> Vec<Lit> {
+        let keep: Vec<bool> =
+            lits.iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    !lits.iter().enumerate().any(|(j, o)| {
+                        j != i && l.text.contains(&o.text) && (o.text != l.text || j < i)
+                    })
+                })
+                .collect();
+        lits.into_iter()
+            .zip(keep)
+            .filter_map(|(l, k)| k.then_some(l))
+            .collect()
+    };
+    lits = drop_implied(lits);
+    if lits.len() <= 4 || lits.len() > 400 {
+        return lits;
+    }
+    loop {
+        // The substring (4+ characters) shared by the most literals; ties go to the longer.
+        let mut best: Option<(usize, usize, String)> = None;
+        let mut seen = std::collections::HashSet::new();
+        for l in &lits {
+            let t = l.text.as_bytes();
+            for i in 0..t.len() {
+                for j in i + 4..=t.len().min(i + 24) {
+                    let Ok(sub) = std::str::from_utf8(&t[i..j]) else {
+                        continue;
+                    };
+                    if !seen.insert(sub.to_string()) {
+                        continue;
+                    }
+                    let n = lits.iter().filter(|x| x.text.contains(sub)).count();
+                    let cand = (n, sub.len(), sub.to_string());
+                    if n >= 3 && best.as_ref().is_none_or(|b| (cand.0, cand.1) > (b.0, b.1)) {
+                        best = Some(cand);
+                    }
+                }
+            }
+        }
+        let Some((_, _, sub)) = best else {
+            break;
+        };
+        let Some(new) = lit(&sub) else {
+            break;
+        };
+        lits.retain(|x| !x.text.contains(&sub));
+        lits.push(new);
+        lits = drop_implied(lits);
+        if lits.len() <= 4 {
+            break;
+        }
+    }
+    lits
+}
+
 /// Builds the dataset's automaton and fills each rule's `required` clauses.
 pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
     let mut pats: Vec<String> = Vec::new();
     let mut index = std::collections::HashMap::new();
+    let mut finder_lits: Vec<String> = Vec::new();
+    let mut finder_index = std::collections::HashMap::new();
     let mut any = false;
     for r in rules.iter_mut() {
-        // One clause per rule: enough to skip, and fewer patterns keep the scan fast.
-        let cnf: Cnf = cond_cnf(r, &r.condition)
-            .and_then(|c| best(&c).cloned())
+        let mut cnf: Cnf = cond_cnf(r, &r.condition)
+            .unwrap_or_default()
             .into_iter()
+            .map(compress)
             .collect();
+        cnf.sort_by_key(|c| std::cmp::Reverse(score(c)));
         r.required = cnf
             .into_iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let numeric = c.iter().any(|l| l.numeric);
-                let mut ids: Vec<u32> = c
+                let (table, idx) = if i == 0 {
+                    (&mut pats, &mut index)
+                } else {
+                    (&mut finder_lits, &mut finder_index)
+                };
+                let mut lits: Vec<u32> = c
                     .into_iter()
                     .map(|l| {
-                        *index.entry(l.text.clone()).or_insert_with(|| {
-                            pats.push(l.text);
-                            (pats.len() - 1) as u32
+                        *idx.entry(l.text.clone()).or_insert_with(|| {
+                            table.push(l.text);
+                            (table.len() - 1) as u32
                         })
                     })
                     .collect();
-                ids.sort_unstable();
-                ids.dedup();
-                Clause { pats: ids, numeric }
+                lits.sort_unstable();
+                lits.dedup();
+                Clause {
+                    lits,
+                    by_automaton: i == 0,
+                    numeric,
+                }
             })
             .collect();
         any |= !r.required.is_empty();
@@ -333,21 +475,36 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
     if !any {
         return None;
     }
-    let poison_from = pats.len() as u32;
     let npats = pats.len();
-    pats.extend(POISON.iter().map(|s| s.to_string()));
     // The scan folds the text to lowercase; the patterns are folded the same way.
     let folded: Vec<Vec<u8>> = pats
         .iter()
         .map(|p| p.as_bytes().to_ascii_lowercase())
         .collect();
-    let prefixes = folded
+    // Leftmost-longest, non-overlapping search reports, at each reported start, the longest
+    // pattern there. Every other occurrence either lies inside a reported match (then that
+    // pattern is a substring of it: `implied`), or starts inside it and runs past its end (then
+    // a suffix of the match is a prefix of that pattern: the search restarts at the earliest
+    // such offset), or starts after it.
+    let implied = folded
         .iter()
         .map(|p| {
             (0..npats)
-                .filter(|&q| p.starts_with(&folded[q]))
+                .filter(|&q| memchr::memmem::find(p, &folded[q]).is_some())
                 .map(|q| q as u32)
                 .collect()
+        })
+        .collect();
+    let restart = folded
+        .iter()
+        .map(|p| {
+            (1..p.len())
+                .find(|&k| {
+                    folded
+                        .iter()
+                        .any(|q| q.len() > p.len() - k && q.starts_with(&p[k..]))
+                })
+                .unwrap_or(p.len())
         })
         .collect();
     let ac = AhoCorasick::builder()
@@ -356,9 +513,13 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
         .ok()?;
     Some(Prefilter {
         ac,
-        poison_from,
         npats,
-        prefixes,
+        implied,
+        restart,
+        finders: finder_lits
+            .iter()
+            .map(|l| memchr::memmem::Finder::new(l.as_bytes()).into_owned())
+            .collect(),
         patterns: pats,
     })
 }

@@ -48,6 +48,40 @@ detection:
     not_this:
         verb: get
     condition: sel and not not_this
+---
+title: r6
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel:
+        x|contains: 'abcd'
+    condition: sel
+---
+title: r7
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel:
+        x|contains: 'cdef'
+    condition: sel
+---
+title: r8
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel:
+        x|contains: 'bc'
+    condition: sel
+---
+title: r9
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel:
+        x|contains:
+            - '/bin/sh'
+            - '/bin/bash'
+            - '/bin/zsh'
+            - '/bin/dash'
+            - '%2fbin%2fsh'
+            - '%2fbin%2fbash'
+    condition: sel
 "#;
 
 fn scalar() -> impl Strategy<Value = String> {
@@ -74,7 +108,13 @@ fn scalar() -> impl Strategy<Value = String> {
         Just("null".to_string()),
         Just("\"patch\"".to_string()),
         Just("\"get\"".to_string()),
-        "\"[a-zA-Z/ .\\-]{0,6}\"".prop_map(|s| s),
+        Just("\"abcdef\"".to_string()),
+        Just("\"xABCdefx\"".to_string()),
+        Just("\"abcd\"".to_string()),
+        Just("\"cdef\"".to_string()),
+        Just("\"%2Fbin%2Fbash\"".to_string()),
+        Just("\"/bin/zsh -c\"".to_string()),
+        "\"[a-fA-F/ .\\-]{0,8}\"".prop_map(|s| s),
     ]
 }
 

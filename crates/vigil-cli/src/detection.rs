@@ -102,8 +102,7 @@ fn stage_rules(set: &RuleSet, sources: &HashMap<&str, &str>) -> Vec<bool> {
                 return false;
             };
             docs.iter()
-                .filter(|d| d.line <= info.line)
-                .next_back()
+                .rfind(|d| d.line <= info.line)
                 .and_then(|d| d.root.get("detection"))
                 .is_some_and(mentions_stage)
         })

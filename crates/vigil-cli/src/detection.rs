@@ -185,6 +185,10 @@ impl<'r> Detector<'r> {
             (None, Some(doc)) => Event::new(item.dataset, doc),
             (None, None) => return Ok(()),
         };
+        let ev = match item.time_ms {
+            Some(t) => ev.at(t),
+            None => ev,
+        };
         self.matches.clear();
         self.corr.clear();
         self.set

@@ -1,18 +1,21 @@
 //! Reading logs of any supported source for detection: format detection per file, Kubernetes
 //! audit as raw JSON (parsed lazily by the engine), line formats through `vigil-normalize`.
+//! Several inputs are merged by event time, so correlations see one stream in event order.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::BufRead;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::Value;
-use vigil_normalize::{detect_format, parser_for, Dataset, Options, YearHint};
+use vigil_model::decode::quick_event_time;
+use vigil_normalize::{detect_format, parser_for, Dataset, Options, Parser, YearHint};
 use vigil_sources::{open_input_counted, read_line_lossy, RawAuditRecords};
 
-use crate::progress::Progress;
-
 use crate::output::InputStats;
+use crate::progress::Progress;
 
 #[derive(Args, Clone, Default)]
 pub struct InputOptions {
@@ -34,16 +37,41 @@ pub struct Item<'a> {
     pub raw: Option<&'a str>,
     /// The parsed document, for sources parsed by `vigil-normalize`.
     pub doc: Option<&'a Value>,
+    /// Event time (ms since the epoch), when known before parsing.
+    pub time_ms: Option<i64>,
 }
 
-/// Reports rejected records on stderr (the first few in full) and counts them.
-fn reject(stats: &mut InputStats, message: impl std::fmt::Display) {
-    stats.rejected += 1;
-    if stats.rejected <= 20 {
-        eprintln!("vigil: rejected: {message}");
-    } else if stats.rejected == 21 {
-        eprintln!("vigil: more records rejected; the total is printed at the end");
-    }
+/// An event read from one input, owned so that inputs can be merged.
+struct Owned {
+    dataset: String,
+    line: usize,
+    raw: Option<String>,
+    doc: Option<Value>,
+    time_ms: Option<i64>,
+}
+
+enum Next {
+    Event(Owned),
+    Rejected(String),
+}
+
+/// The events of one input, in file order.
+struct FileEvents {
+    path: String,
+    progress: Progress,
+    kind: Kind,
+}
+
+enum Kind {
+    Audit(RawAuditRecords<Box<dyn BufRead + Send>>),
+    Lines {
+        reader: Box<dyn BufRead + Send>,
+        parser: Box<dyn Parser>,
+        dataset: Dataset,
+        line_no: usize,
+        pending: VecDeque<Result<vigil_normalize::Parsed, vigil_normalize::ParseError>>,
+        done: bool,
+    },
 }
 
 fn dataset_for(path: &str, reader: &mut dyn BufRead, opts: &InputOptions) -> Result<Dataset> {
@@ -71,7 +99,129 @@ fn year_hint(path: &str, opts: &InputOptions) -> YearHint {
     YearHint::Reference(mtime)
 }
 
-/// Feeds every event of `inputs` to `each`, file by file, in order.
+fn doc_time_ms(doc: &Value) -> Option<i64> {
+    let t = doc.get("@timestamp")?.as_str()?;
+    DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+impl FileEvents {
+    fn open(path: &str, opts: &InputOptions) -> Result<FileEvents> {
+        let progress = Progress::for_file(path);
+        let mut reader = open_input_counted(path, progress.counter())?;
+        let dataset = dataset_for(path, &mut reader, opts)?;
+        let kind = if dataset == Dataset::K8sAudit {
+            Kind::Audit(RawAuditRecords::new(path, reader))
+        } else {
+            let parser = parser_for(&dataset, &Options::new(year_hint(path, opts)))
+                .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+            Kind::Lines {
+                reader,
+                parser,
+                dataset,
+                line_no: 0,
+                pending: VecDeque::new(),
+                done: false,
+            }
+        };
+        Ok(FileEvents {
+            path: path.to_string(),
+            progress,
+            kind,
+        })
+    }
+
+    /// The next event or rejected record; `None` at the end. `with_time` asks for the event
+    /// time up front (needed to merge inputs).
+    fn next(&mut self, with_time: bool, events: u64) -> Result<Option<Next>> {
+        self.progress.tick(events);
+        let path = &self.path;
+        match &mut self.kind {
+            Kind::Audit(records) => match records.next() {
+                None => Ok(None),
+                Some(r) => Ok(Some(
+                    match r.with_context(|| format!("reading {path}"))? {
+                        Ok(r) => Next::Event(Owned {
+                            dataset: "k8s.audit".into(),
+                            line: r.origin.line,
+                            time_ms: if with_time {
+                                quick_event_time(&r.text).map(|t| t.unix_micros() / 1000)
+                            } else {
+                                None
+                            },
+                            raw: Some(r.text),
+                            doc: None,
+                        }),
+                        Err(rejected) => Next::Rejected(rejected.to_string()),
+                    },
+                )),
+            },
+            Kind::Lines {
+                reader,
+                parser,
+                dataset,
+                line_no,
+                pending,
+                done,
+            } => {
+                let (mut line, mut scratch, mut out) = (String::new(), Vec::new(), Vec::new());
+                while pending.is_empty() && !*done {
+                    line.clear();
+                    let n = read_line_lossy(reader, &mut scratch, &mut line)
+                        .with_context(|| format!("reading {path} near line {}", *line_no + 1))?;
+                    if n == 0 {
+                        parser.flush(&mut out);
+                        *done = true;
+                    } else {
+                        *line_no += 1;
+                        parser.push_line(line.trim_end_matches(['\n', '\r']), *line_no, &mut out);
+                    }
+                    pending.extend(out.drain(..));
+                }
+                Ok(pending.pop_front().map(|p| match p {
+                    Ok(p) => Next::Event(Owned {
+                        dataset: p
+                            .doc
+                            .pointer("/event/dataset")
+                            .and_then(Value::as_str)
+                            .unwrap_or(dataset.as_str())
+                            .to_string(),
+                        line: p.line,
+                        time_ms: doc_time_ms(&p.doc),
+                        raw: None,
+                        doc: Some(p.doc),
+                    }),
+                    Err(e) => Next::Rejected(format!("{path}: {e}")),
+                }))
+            }
+        }
+    }
+}
+
+/// Reports rejected records on stderr (the first few in full) and counts them.
+fn reject(stats: &mut InputStats, message: &str) {
+    stats.rejected += 1;
+    if stats.rejected <= 20 {
+        eprintln!("vigil: rejected: {message}");
+    } else if stats.rejected == 21 {
+        eprintln!("vigil: more records rejected; the total is printed at the end");
+    }
+}
+
+fn deliver(ev: &Owned, file: &str, each: &mut impl FnMut(Item) -> Result<()>) -> Result<()> {
+    each(Item {
+        dataset: &ev.dataset,
+        file,
+        line: ev.line,
+        raw: ev.raw.as_deref(),
+        doc: ev.doc.as_ref(),
+        time_ms: ev.time_ms,
+    })
+}
+
+/// Feeds every event of `inputs` to `each`. One input is read in file order; several are merged
+/// by event time (an event without a time keeps its place after its file's previous event).
 pub fn read_inputs(
     inputs: &[String],
     opts: &InputOptions,
@@ -83,75 +233,54 @@ pub fn read_inputs(
     } else {
         inputs
     };
+    let mut files = inputs
+        .iter()
+        .map(|p| FileEvents::open(p, opts))
+        .collect::<Result<Vec<_>>>()?;
+    let merge = files.len() > 1;
     let mut stats = InputStats::default();
-    for path in inputs {
-        let mut progress = Progress::for_file(path);
-        let mut reader = open_input_counted(path, progress.counter())?;
-        let dataset = dataset_for(path, &mut reader, opts)?;
-        if dataset == Dataset::K8sAudit {
-            for record in RawAuditRecords::new(path, reader) {
-                match record.with_context(|| format!("reading {path}"))? {
-                    Ok(r) => {
-                        stats.events += 1;
-                        progress.tick(stats.events);
-                        each(Item {
-                            dataset: "k8s.audit",
-                            file: path,
-                            line: r.origin.line,
-                            raw: Some(&r.text),
-                            doc: None,
-                        })?;
-                    }
-                    Err(rejected) => reject(&mut stats, rejected),
-                }
-            }
-            progress.done();
-            continue;
-        }
-        let mut parser = parser_for(&dataset, &Options::new(year_hint(path, opts)))
-            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-        let (mut line, mut scratch, mut out) = (String::new(), Vec::new(), Vec::new());
-        let mut line_no = 0;
-        let mut deliver = |out: &mut Vec<_>, stats: &mut InputStats| -> Result<()> {
-            for parsed in out.drain(..) {
-                match parsed {
-                    Ok(p) => {
-                        let p: vigil_normalize::Parsed = p;
-                        stats.events += 1;
-                        let ds = p
-                            .doc
-                            .pointer("/event/dataset")
-                            .and_then(Value::as_str)
-                            .unwrap_or(dataset.as_str())
-                            .to_string();
-                        each(Item {
-                            dataset: &ds,
-                            file: path,
-                            line: p.line,
-                            raw: None,
-                            doc: Some(&p.doc),
-                        })?;
-                    }
-                    Err(e) => reject(stats, format_args!("{path}: {e}")),
-                }
-            }
-            Ok(())
-        };
+    // The head of each input, keyed by (time, input index) so ties keep input order.
+    let mut heads: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
+    let mut held: Vec<Option<Owned>> = (0..files.len()).map(|_| None).collect();
+    let mut last_time = vec![i64::MIN; files.len()];
+    let mut refill = |i: usize,
+                      files: &mut Vec<FileEvents>,
+                      stats: &mut InputStats,
+                      heads: &mut BinaryHeap<Reverse<(i64, usize)>>,
+                      held: &mut Vec<Option<Owned>>,
+                      each: &mut dyn FnMut(Item) -> Result<()>|
+     -> Result<()> {
         loop {
-            line.clear();
-            let n = read_line_lossy(&mut reader, &mut scratch, &mut line)
-                .with_context(|| format!("reading {path} near line {}", line_no + 1))?;
-            if n == 0 {
-                break;
+            match files[i].next(merge, stats.events)? {
+                None => {
+                    files[i].progress.done();
+                    return Ok(());
+                }
+                Some(Next::Rejected(msg)) => reject(stats, &msg),
+                Some(Next::Event(ev)) => {
+                    stats.events += 1;
+                    if !merge {
+                        let mut each = |item: Item| each(item);
+                        deliver(&ev, &files[i].path, &mut each)?;
+                        continue;
+                    }
+                    let t = ev.time_ms.unwrap_or(last_time[i]).max(last_time[i]);
+                    last_time[i] = t;
+                    heads.push(Reverse((t, i)));
+                    held[i] = Some(ev);
+                    return Ok(());
+                }
             }
-            line_no += 1;
-            progress.tick(stats.events);
-            parser.push_line(line.trim_end_matches(['\n', '\r']), line_no, &mut out);
-            deliver(&mut out, &mut stats)?;
         }
-        parser.flush(&mut out);
-        deliver(&mut out, &mut stats)?;
-        progress.done();
+    };
+    for i in 0..files.len() {
+        refill(i, &mut files, &mut stats, &mut heads, &mut held, &mut each)?;
+    }
+    while let Some(Reverse((_, i))) = heads.pop() {
+        if let Some(ev) = held[i].take() {
+            deliver(&ev, &files[i].path, &mut each)?;
+        }
+        refill(i, &mut files, &mut stats, &mut heads, &mut held, &mut each)?;
     }
     if stats.rejected > 20 {
         eprintln!("vigil: {} records rejected in all", stats.rejected);

@@ -43,6 +43,18 @@ enum Command {
     /// Generate realistic traffic (for benchmarks and comparisons with other tools).
     #[command(subcommand)]
     Gen(cmd::bench::GenCommand),
+    /// Import logs into the event store (data directory), running detection; alerts are stored.
+    Ingest(cmd::store::ingest::IngestArgs),
+    /// Search the event store (query language: see README.md).
+    Search(cmd::store::search::SearchArgs),
+    /// Every event and alert about one user, IP, pod, node or host, in time order.
+    Timeline(cmd::store::search::TimelineArgs),
+    /// Who-accessed-what reports for audits.
+    Report(cmd::store::report::ReportArgs),
+    /// Check the store's hash chains and signed checkpoints; exit 1 naming what was altered.
+    Verify(cmd::store::VerifyArgs),
+    /// Events and bytes on disk, per source and day.
+    Stats(cmd::store::StatsArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +66,12 @@ fn main() -> ExitCode {
         Command::Explain(a) => cmd::rules::explain(a),
         Command::Bench(c) => cmd::bench::run(c),
         Command::Gen(c) => cmd::bench::run_gen(c),
+        Command::Ingest(a) => cmd::store::ingest::run(a),
+        Command::Search(a) => cmd::store::search::search(a),
+        Command::Timeline(a) => cmd::store::search::timeline(a),
+        Command::Report(a) => cmd::store::report::run(a),
+        Command::Verify(a) => cmd::store::verify(a),
+        Command::Stats(a) => cmd::store::stats(a),
     };
     match result {
         Ok(code) => code,

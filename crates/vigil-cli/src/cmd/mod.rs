@@ -3,3 +3,4 @@ pub mod detect;
 pub mod policy;
 pub mod rules;
 pub mod simulate;
+pub mod store;

@@ -1,0 +1,224 @@
+//! One partition's journal on disk: scanning segment files into a block map (cutting a torn
+//! tail when writing), reading records back, and appending blocks.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::segment::{
+    self, BlockHeader, Hash, SegmentHeader, StoredRecord, BLOCK_HEADER_LEN, HEADER_LEN,
+};
+use crate::{Fault, StoreError};
+
+/// Where one block is.
+#[derive(Clone, Debug)]
+pub struct BlockPos {
+    pub segment: u32,
+    pub block: u32,
+    pub offset: u64,
+    pub header: BlockHeader,
+}
+
+/// A partition as found on disk.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub blocks: Vec<BlockPos>,
+    /// Segment files by number, with their length up to the last whole block.
+    pub segments: Vec<(u32, PathBuf, u64)>,
+    /// A torn tail: (segment file, offset where the whole blocks end).
+    pub torn: Option<(PathBuf, u64)>,
+    pub next_seq: u64,
+    pub head: Option<Hash>,
+}
+
+pub fn segment_name(n: u32) -> String {
+    format!("{n:06}.seg")
+}
+
+pub fn list_segments(dir: &Path) -> Result<Vec<(u32, PathBuf)>, StoreError> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(StoreError::io(dir, e)),
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(n) = name
+            .strip_suffix(".seg")
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            out.push((n, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn read_exact_at(f: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<bool> {
+    f.seek(SeekFrom::Start(offset))?;
+    let mut done = 0;
+    while done < buf.len() {
+        match f.read(&mut buf[done..])? {
+            0 => return Ok(false),
+            n => done += n,
+        }
+    }
+    Ok(true)
+}
+
+/// Scans a partition's segments, reading block headers (and checking the last block's
+/// checksum: only the tail can be torn by a crash). Anything after the last whole block of the
+/// last segment is the torn tail. A damaged block elsewhere is corruption: `vigil verify`.
+pub fn scan(dir: &Path) -> Result<Scan, StoreError> {
+    let segs = list_segments(dir)?;
+    let mut scan = Scan::default();
+    let last_index = segs.len().saturating_sub(1);
+    for (i, (n, path)) in segs.iter().enumerate() {
+        let is_last = i == last_index;
+        let mut f = File::open(path).map_err(|e| StoreError::io(path, e))?;
+        let len = f.metadata().map_err(|e| StoreError::io(path, e))?.len();
+        let mut head = [0u8; HEADER_LEN];
+        let ok = read_exact_at(&mut f, 0, &mut head).map_err(|e| StoreError::io(path, e))?;
+        let header = ok.then(|| SegmentHeader::parse(&head)).flatten();
+        let Some(header) = header else {
+            if is_last {
+                scan.torn = Some((path.clone(), 0));
+                break;
+            }
+            return Err(StoreError::Corrupt(format!(
+                "{}: bad segment header; run `vigil verify`",
+                path.display()
+            )));
+        };
+        if header.number != *n || header.first_seq != scan.next_seq {
+            return Err(StoreError::Corrupt(format!(
+                "{}: segment out of order; run `vigil verify`",
+                path.display()
+            )));
+        }
+        let mut offset = HEADER_LEN as u64;
+        let mut block = 0u32;
+        let mut good_end = offset;
+        loop {
+            if offset == len {
+                break;
+            }
+            let mut bh = [0u8; BLOCK_HEADER_LEN];
+            let whole = offset + BLOCK_HEADER_LEN as u64 <= len
+                && read_exact_at(&mut f, offset, &mut bh).map_err(|e| StoreError::io(path, e))?;
+            let parsed = whole.then(|| BlockHeader::parse(&bh)).flatten();
+            let end = parsed
+                .as_ref()
+                .map(|h| offset + BLOCK_HEADER_LEN as u64 + u64::from(h.payload_len));
+            let fits = end.is_some_and(|e| e <= len);
+            let mut valid = parsed.is_some() && fits;
+            if let (true, Some(h)) = (valid, &parsed) {
+                valid = h.first_seq == scan.next_seq;
+                let end = end.unwrap_or(len);
+                if valid && is_last && end == len {
+                    // The last block: check its payload too.
+                    let mut payload = vec![0u8; h.payload_len as usize];
+                    read_exact_at(&mut f, offset + BLOCK_HEADER_LEN as u64, &mut payload)
+                        .map_err(|e| StoreError::io(path, e))?;
+                    valid = h.checks(&bh, &payload);
+                }
+            }
+            if !valid {
+                if is_last {
+                    scan.torn = Some((path.clone(), offset));
+                    break;
+                }
+                return Err(StoreError::Corrupt(format!(
+                    "{}: damaged block at byte {offset}; run `vigil verify`",
+                    path.display()
+                )));
+            }
+            let Some(h) = parsed else { break };
+            scan.next_seq = h.first_seq + u64::from(h.count);
+            scan.head = Some(h.last_hash);
+            scan.blocks.push(BlockPos {
+                segment: *n,
+                block,
+                offset,
+                header: h,
+            });
+            block += 1;
+            offset = end.unwrap_or(len);
+            good_end = offset;
+        }
+        scan.segments.push((*n, path.clone(), good_end));
+    }
+    Ok(scan)
+}
+
+/// Reads and decodes one block.
+pub fn read_block(dir: &Path, b: &BlockPos) -> Result<Vec<StoredRecord>, StoreError> {
+    let path = dir.join(segment_name(b.segment));
+    let mut f = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+    let mut buf = vec![0u8; BLOCK_HEADER_LEN + b.header.payload_len as usize];
+    if !read_exact_at(&mut f, b.offset, &mut buf).map_err(|e| StoreError::io(&path, e))? {
+        return Err(StoreError::Corrupt(format!(
+            "{}: block at byte {} is cut short",
+            path.display(),
+            b.offset
+        )));
+    }
+    let head: [u8; BLOCK_HEADER_LEN] = buf[..BLOCK_HEADER_LEN].try_into().unwrap_or([0; 64]);
+    if BlockHeader::parse(&head).as_ref() != Some(&b.header)
+        || !b.header.checks(&head, &buf[BLOCK_HEADER_LEN..])
+    {
+        return Err(StoreError::Corrupt(format!(
+            "{}: block at byte {} fails its checksum; run `vigil verify`",
+            path.display(),
+            b.offset
+        )));
+    }
+    segment::decode_block(&b.header, &buf[BLOCK_HEADER_LEN..])
+        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))
+}
+
+/// Writes `bytes` at the end of `file`, through the fault injector when there is one.
+pub fn write_all(
+    file: &mut File,
+    path: &Path,
+    bytes: &[u8],
+    fault: &Option<Fault>,
+) -> Result<(), StoreError> {
+    if let Some(f) = fault {
+        if let Some((n, err)) = f(path, bytes.len()) {
+            let _ = file.write_all(&bytes[..n.min(bytes.len())]);
+            return Err(StoreError::io(path, err));
+        }
+    }
+    file.write_all(bytes).map_err(|e| StoreError::io(path, e))
+}
+
+/// Opens (creating) a segment file for appending.
+pub fn create_segment(
+    dir: &Path,
+    header: &SegmentHeader,
+    fault: &Option<Fault>,
+) -> Result<(File, PathBuf), StoreError> {
+    let path = dir.join(segment_name(header.number));
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, e))?;
+    write_all(&mut f, &path, &header.encode(), fault)?;
+    Ok((f, path))
+}
+
+pub fn open_append(path: &Path, len: u64) -> Result<File, StoreError> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| StoreError::io(path, e))?;
+    f.set_len(len).map_err(|e| StoreError::io(path, e))?;
+    let mut f = f;
+    f.seek(SeekFrom::Start(len))
+        .map_err(|e| StoreError::io(path, e))?;
+    Ok(f)
+}

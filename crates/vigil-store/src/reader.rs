@@ -1,0 +1,440 @@
+//! Reading the store: records by location, id lookups, and query execution (index first, the
+//! reference matcher where the index cannot answer exactly, and a scan of whatever the index
+//! does not cover yet). Only records covered by a signed checkpoint are ever served.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use serde_json::Value;
+use tantivy::query::{BooleanQuery, Occur, Query as TQuery, TermQuery};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{Index, IndexReader, ReloadPolicy, Term};
+
+use crate::index::{self, Fields, Hit, HitCollector};
+use crate::journal::{self, BlockPos};
+use crate::prepare;
+use crate::query::{self, Query};
+use crate::segment::{StoredRecord, FLAG_REDACTED};
+use crate::{list_partitions, StoreError};
+
+/// A partition as the reader sees it.
+#[derive(Debug, Clone)]
+pub struct PartInfo {
+    pub name: String,
+    pub id: u32,
+    pub dataset: String,
+    pub day: String,
+    pub dir: PathBuf,
+    pub blocks: Vec<BlockPos>,
+    /// Records served: those covered by a signed checkpoint.
+    pub count: u64,
+    /// Records in the index.
+    pub indexed: u64,
+    /// Bytes of the segment files.
+    pub bytes: u64,
+}
+
+/// One stored event (or alert), as read back.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub partition: String,
+    pub dataset: String,
+    pub seq: u64,
+    pub loc: u64,
+    pub record: StoredRecord,
+    /// The normalized document.
+    pub doc: Value,
+}
+
+impl StoredEvent {
+    pub fn is_alert(&self) -> bool {
+        self.dataset == prepare::ALERT_DATASET
+    }
+    pub fn redacted(&self) -> bool {
+        self.record.flags & FLAG_REDACTED != 0
+    }
+    /// The event as received: JSON when it is JSON, else the text.
+    pub fn original(&self) -> Value {
+        serde_json::from_slice(&self.record.raw)
+            .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(&self.record.raw).into_owned()))
+    }
+    pub fn time_rfc3339(&self) -> String {
+        micros_rfc3339(self.record.event_time)
+    }
+}
+
+pub fn micros_rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(t)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_default()
+}
+
+/// Which records a search returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kinds {
+    Events,
+    Alerts,
+    Both,
+}
+
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// 0: no limit.
+    pub limit: usize,
+    pub newest_first: bool,
+    pub kinds: Kinds,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            since: None,
+            until: None,
+            limit: 0,
+            newest_first: false,
+            kinds: Kinds::Events,
+        }
+    }
+}
+
+pub struct Found {
+    pub events: Vec<StoredEvent>,
+    /// More matched than `limit`.
+    pub truncated: bool,
+    /// Records not yet in the index that were scanned instead.
+    pub scanned_unindexed: u64,
+}
+
+struct IndexHandle {
+    fields: Fields,
+    reader: IndexReader,
+}
+
+pub struct Reader {
+    pub dir: PathBuf,
+    pub parts: Vec<PartInfo>,
+    by_id: HashMap<u32, usize>,
+    index: Option<IndexHandle>,
+    cache: RefCell<Vec<(u32, u64, Rc<Vec<StoredRecord>>)>>,
+}
+
+const CACHE_BLOCKS: usize = 8;
+
+impl Reader {
+    /// Opens a data directory for reading (no lock; the writer only appends).
+    pub fn open(dir: &Path) -> Result<Reader, StoreError> {
+        if !dir.join("store.json").exists() {
+            return Err(StoreError::Io(format!(
+                "{}: not a Vigil data directory (run `vigil ingest --data-dir {}` first)",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        let (ckpts, _) = crate::writer::last_checkpoints(dir)?;
+        let index = open_index(dir)?;
+        let indexed: HashMap<u32, u64> = match &index {
+            Some((_, payload)) => payload.clone(),
+            None => HashMap::new(),
+        };
+        let mut parts = Vec::new();
+        for (name, path, meta) in list_partitions(dir)? {
+            let scan = journal::scan(&path)?;
+            let signed = ckpts.get(&name).map_or(0, |c| c.records);
+            let count = scan.next_seq.min(signed);
+            let mut blocks = scan.blocks;
+            blocks.retain(|b| b.header.first_seq < count);
+            let bytes = std::fs::read_dir(&path)
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| e.metadata().ok())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0);
+            parts.push(PartInfo {
+                name,
+                id: meta.id,
+                dataset: meta.dataset,
+                day: meta.day,
+                dir: path,
+                blocks,
+                count,
+                indexed: indexed.get(&meta.id).copied().unwrap_or(0).min(count),
+                bytes,
+            });
+        }
+        let by_id = parts.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+        Ok(Reader {
+            dir: dir.to_path_buf(),
+            parts,
+            by_id,
+            index: index.map(|(h, _)| h),
+            cache: RefCell::new(Vec::new()),
+        })
+    }
+
+    pub fn index_bytes(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            std::fs::read_dir(p)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| match e.metadata() {
+                            Ok(m) if m.is_dir() => walk(&e.path()),
+                            Ok(m) => m.len(),
+                            Err(_) => 0,
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        walk(&self.dir.join("index"))
+    }
+
+    fn block_records(
+        &self,
+        part: &PartInfo,
+        b: &BlockPos,
+    ) -> Result<Rc<Vec<StoredRecord>>, StoreError> {
+        let key = (part.id, b.header.first_seq);
+        if let Some(hit) = self
+            .cache
+            .borrow()
+            .iter()
+            .find(|c| (c.0, c.1) == key)
+            .map(|c| c.2.clone())
+        {
+            return Ok(hit);
+        }
+        let recs = Rc::new(journal::read_block(&part.dir, b)?);
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() >= CACHE_BLOCKS {
+            cache.remove(0);
+        }
+        cache.push((key.0, key.1, recs.clone()));
+        Ok(recs)
+    }
+
+    fn event(&self, part: &PartInfo, r: &StoredRecord) -> StoredEvent {
+        StoredEvent {
+            partition: part.name.clone(),
+            dataset: part.dataset.clone(),
+            seq: r.seq,
+            loc: index::loc(part.id, r.seq),
+            record: r.clone(),
+            doc: prepare::materialize(r.flags, &r.raw, &r.doc),
+        }
+    }
+
+    /// The record at `loc`, if it is served.
+    pub fn get(&self, loc: u64) -> Result<Option<StoredEvent>, StoreError> {
+        let (pid, seq) = index::unloc(loc);
+        let Some(part) = self.by_id.get(&pid).map(|i| &self.parts[*i]) else {
+            return Ok(None);
+        };
+        if seq >= part.count {
+            return Ok(None);
+        }
+        let i = part.blocks.partition_point(|b| b.header.first_seq <= seq);
+        let Some(b) = i.checked_sub(1).map(|i| &part.blocks[i]) else {
+            return Ok(None);
+        };
+        let recs = self.block_records(part, b)?;
+        Ok(recs
+            .get((seq - b.header.first_seq) as usize)
+            .map(|r| self.event(part, r)))
+    }
+
+    /// Every served record of a partition from `from` on, in order.
+    pub fn scan_partition(
+        &self,
+        part: &PartInfo,
+        from: u64,
+        each: &mut dyn FnMut(StoredEvent) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        for b in &part.blocks {
+            if b.header.first_seq + u64::from(b.header.count) <= from {
+                continue;
+            }
+            let recs = journal::read_block(&part.dir, b)?;
+            for r in recs.iter().filter(|r| r.seq >= from && r.seq < part.count) {
+                if !each(self.event(part, r))? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Locations whose id hash matches `id` (a Kubernetes auditID or an alert id); a hash
+    /// match is a candidate, checked on the record by the caller.
+    pub fn locate_id(&self, id: &str) -> Vec<u64> {
+        let want = prepare::id_hash(id);
+        let want_alert = prepare::id_hash(&format!("alert:{id}"));
+        let mut out = Vec::new();
+        for p in &self.parts {
+            let Ok(bytes) = std::fs::read(p.dir.join("ids.bin")) else {
+                continue;
+            };
+            for (i, c) in bytes.chunks_exact(8).enumerate() {
+                let k = u64::from_le_bytes(c.try_into().unwrap_or_default()) & !0xff;
+                if (k == want || k == want_alert) && (i as u64) < p.count {
+                    out.push(index::loc(p.id, i as u64));
+                }
+            }
+        }
+        out
+    }
+
+    fn in_window(opts: &SearchOptions, t: i64) -> bool {
+        opts.since.is_none_or(|s| t >= s) && opts.until.is_none_or(|u| t < u)
+    }
+
+    fn kind_ok(opts: &SearchOptions, ev: &StoredEvent) -> bool {
+        match opts.kinds {
+            Kinds::Both => true,
+            Kinds::Events => !ev.is_alert(),
+            Kinds::Alerts => ev.is_alert(),
+        }
+    }
+
+    /// A partition's days that may hold events of the window.
+    fn part_in_window(opts: &SearchOptions, part: &PartInfo) -> bool {
+        let Some(start) = query::time_value(&part.day) else {
+            return true;
+        };
+        let end = start + 86_400_000_000;
+        opts.since.is_none_or(|s| end > s) && opts.until.is_none_or(|u| start < u)
+    }
+
+    /// Runs a query. Results are in time order (oldest first unless `newest_first`).
+    pub fn search(&self, q: &Query, opts: &SearchOptions) -> Result<Found, StoreError> {
+        let mut hits: Vec<Hit> = Vec::new();
+        let mut exact = true;
+        let mut from_scan: HashMap<u64, StoredEvent> = HashMap::new();
+        if let Some(ix) = &self.index {
+            let ids = |id: &str| self.locate_id(id);
+            let plan = index::translate(&ix.fields, q, &ids);
+            exact = plan.exact;
+            let mut tq: Box<dyn TQuery> = plan.query;
+            let kind = match opts.kinds {
+                Kinds::Events => Some("event"),
+                Kinds::Alerts => Some("alert"),
+                Kinds::Both => None,
+            };
+            if let Some(kind) = kind {
+                let field = ix
+                    .fields
+                    .keywords
+                    .iter()
+                    .find(|k| k.0 == "vigil.kind")
+                    .map(|k| k.1);
+                if let Some(field) = field {
+                    tq = Box::new(BooleanQuery::new(vec![
+                        (Occur::Must, tq),
+                        (
+                            Occur::Must,
+                            Box::new(TermQuery::new(
+                                Term::from_field_text(field, kind),
+                                IndexRecordOption::Basic,
+                            )),
+                        ),
+                    ]));
+                }
+            }
+            let searcher = ix.reader.searcher();
+            hits = searcher.search(
+                tq.as_ref(),
+                &HitCollector {
+                    since: opts.since,
+                    until: opts.until,
+                },
+            )?;
+            hits.retain(|h| {
+                let (pid, seq) = index::unloc(h.loc);
+                self.by_id
+                    .get(&pid)
+                    .is_some_and(|i| seq < self.parts[*i].indexed)
+            });
+        }
+        // What the index does not cover yet: scan it.
+        let mut scanned = 0u64;
+        for part in &self.parts {
+            let from = if self.index.is_some() {
+                part.indexed
+            } else {
+                0
+            };
+            if from >= part.count || !Self::part_in_window(opts, part) {
+                continue;
+            }
+            scanned += part.count - from;
+            self.scan_partition(part, from, &mut |ev| {
+                if Self::in_window(opts, ev.record.event_time)
+                    && Self::kind_ok(opts, &ev)
+                    && query::matches(q, &ev.doc)
+                {
+                    hits.push(Hit {
+                        ts: ev.record.event_time,
+                        loc: ev.loc,
+                    });
+                    from_scan.insert(ev.loc, ev);
+                }
+                Ok(true)
+            })?;
+        }
+        if opts.newest_first {
+            hits.sort_unstable_by(|a, b| b.cmp(a));
+        } else {
+            hits.sort_unstable();
+        }
+        let mut events = Vec::new();
+        let mut truncated = false;
+        for h in hits {
+            if opts.limit > 0 && events.len() >= opts.limit {
+                truncated = true;
+                break;
+            }
+            let ev = match from_scan.remove(&h.loc) {
+                Some(ev) => ev,
+                None => {
+                    let Some(ev) = self.get(h.loc)? else { continue };
+                    if !exact && !query::matches(q, &ev.doc) {
+                        continue;
+                    }
+                    ev
+                }
+            };
+            events.push(ev);
+        }
+        Ok(Found {
+            events,
+            truncated,
+            scanned_unindexed: scanned,
+        })
+    }
+}
+
+type Opened = (IndexHandle, HashMap<u32, u64>);
+
+fn open_index(dir: &Path) -> Result<Option<Opened>, StoreError> {
+    let path = dir.join("index");
+    if !path.join("meta.json").exists() {
+        return Ok(None);
+    }
+    let index = Index::open_in_dir(&path)?;
+    let fields = Fields::from_schema(index.schema()).map_err(StoreError::Index)?;
+    let payload: HashMap<u32, u64> = index
+        .load_metas()?
+        .payload
+        .and_then(|p| serde_json::from_str(&p).ok())
+        .unwrap_or_default();
+    let reader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()?;
+    Ok(Some((IndexHandle { fields, reader }, payload)))
+}

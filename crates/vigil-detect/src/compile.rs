@@ -37,7 +37,8 @@ pub struct Config {
     pub placeholders: HashMap<String, Vec<String>>,
     /// Logsource routing and field mappings; `None` uses the built-in `mappings/` files.
     pub mappings: Option<Mappings>,
-    /// Use the raw-text literal prefilter (on by default).
+    /// Use the sound shortcuts (on by default): the raw-text literal prefilter and the field
+    /// dispatch index. Off, every rule of the dataset is evaluated on every event.
     pub prefilter: bool,
     /// Bounds on correlation state.
     pub limits: crate::correlation::Limits,
@@ -104,6 +105,7 @@ pub(crate) struct DatasetRules {
     pub id_path: Option<FieldPath>,
     pub rules: Vec<CompiledRule>,
     pub prefilter: Option<Prefilter>,
+    pub dispatch: Option<crate::dispatch::Dispatch>,
 }
 
 #[derive(Debug)]
@@ -140,6 +142,8 @@ pub(crate) struct Item {
     pub field: String,
     /// Event paths (after field mapping); empty for keywords (search every value).
     pub paths: Vec<FieldPath>,
+    /// The dataset-wide ids of `paths`, for the per-event cache.
+    pub path_ids: Vec<u32>,
     pub exists: Option<bool>,
     pub all: bool,
     pub negate: bool,
@@ -266,6 +270,7 @@ fn compile_item(key: &str, val: &Node, cx: &Ctx, line: usize) -> Result<SelNode,
             } else {
                 map_paths(cx.spec, field)
             },
+            path_ids: vec![],
             exists: c.exists,
             all: c.all,
             negate: c.negate,
@@ -543,6 +548,7 @@ impl RuleSet {
                     id_path: s.id.as_deref().map(FieldPath::new),
                     rules: Vec::new(),
                     prefilter: None,
+                    dispatch: None,
                 })
                 .collect(),
             correlations: Vec::new(),
@@ -691,6 +697,19 @@ impl RuleSet {
             }
         }
 
+        // Intern field paths per dataset, for the per-event cache.
+        for ds in &mut set.datasets {
+            let mut ids: HashMap<String, u32> = HashMap::new();
+            for r in &mut ds.rules {
+                for sel in &mut r.selections {
+                    intern(&mut sel.node, &mut ids);
+                }
+            }
+            if cfg.prefilter {
+                ds.dispatch = crate::dispatch::build(&ds.rules);
+            }
+        }
+
         // Prefilters.
         if cfg.prefilter {
             for ds in &mut set.datasets {
@@ -732,6 +751,22 @@ impl RuleSet {
 
     pub(crate) fn dataset_index(&self, name: &str) -> Option<usize> {
         self.datasets.iter().position(|d| d.name == name)
+    }
+}
+
+fn intern(n: &mut SelNode, ids: &mut HashMap<String, u32>) {
+    match n {
+        SelNode::Item(i) => {
+            i.path_ids = i
+                .paths
+                .iter()
+                .map(|p| {
+                    let next = ids.len() as u32;
+                    *ids.entry(p.text.clone()).or_insert(next)
+                })
+                .collect();
+        }
+        SelNode::And(xs) | SelNode::Or(xs) => xs.iter_mut().for_each(|x| intern(x, ids)),
     }
 }
 

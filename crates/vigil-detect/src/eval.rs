@@ -17,52 +17,144 @@ pub struct Match {
     pub matched: Vec<(String, Value)>,
 }
 
-impl Item {
-    /// Calls `f` with every event value of this item's field (or, for keywords, every scalar).
-    fn values<'v>(&self, doc: &'v Value, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
-        if self.paths.is_empty() {
-            let mut p = String::new();
-            return visit_leaves(doc, &mut p, &mut |_, v| f(v));
+/// How many values a field path reached in the current event (cached per event).
+#[derive(Clone, Copy)]
+enum Slot<'v> {
+    Unknown,
+    Zero,
+    One(&'v Value),
+    Many,
+}
+
+const CACHE_SLOTS: usize = 64;
+
+/// One event under evaluation: its document and the values of the dataset's interned field
+/// paths, resolved at most once per event (no allocation).
+pub(crate) struct Cx<'v> {
+    pub doc: &'v Value,
+    slots: std::cell::RefCell<[Slot<'v>; CACHE_SLOTS]>,
+    /// Whether the root object has a key containing a dot (ECS-style flat keys).
+    root_dotted: std::cell::OnceCell<bool>,
+}
+
+impl<'v> Cx<'v> {
+    pub(crate) fn new(doc: &'v Value) -> Self {
+        Cx {
+            doc,
+            slots: std::cell::RefCell::new([Slot::Unknown; CACHE_SLOTS]),
+            root_dotted: std::cell::OnceCell::new(),
         }
-        self.paths.iter().any(|p| p.any(doc, f))
     }
 
-    fn matcher_hits(&self, m: &Matcher, doc: &Value) -> bool {
+    fn dotted(&self) -> bool {
+        *self.root_dotted.get_or_init(|| {
+            self.doc
+                .as_object()
+                .is_none_or(|m| m.keys().any(|k| k.bytes().any(|b| b == b'.')))
+        })
+    }
+
+    fn slot(&self, id: u32, p: &crate::event::FieldPath) -> Slot<'v> {
+        let id = id as usize;
+        if id >= CACHE_SLOTS {
+            return Slot::Many;
+        }
+        let cached = self.slots.borrow()[id];
+        if !matches!(cached, Slot::Unknown) {
+            return cached;
+        }
+        let mut first = None;
+        let mut n = 0;
+        p.any_hinted(self.doc, self.dotted(), &mut |v| {
+            n += 1;
+            if n == 1 {
+                first = Some(v);
+            }
+            n >= 2
+        });
+        let s = match (n, first) {
+            (0, _) => Slot::Zero,
+            (1, Some(v)) => Slot::One(v),
+            _ => Slot::Many,
+        };
+        self.slots.borrow_mut()[id] = s;
+        s
+    }
+}
+
+impl<'v> Cx<'v> {
+    /// Calls `f` with every value of an interned path (cached).
+    pub(crate) fn values_of(
+        &self,
+        id: u32,
+        p: &crate::event::FieldPath,
+        f: &mut dyn FnMut(&'v Value) -> bool,
+    ) -> bool {
+        match self.slot(id, p) {
+            Slot::Zero => false,
+            Slot::One(v) => f(v),
+            Slot::Many | Slot::Unknown => p.any_hinted(self.doc, self.dotted(), f),
+        }
+    }
+}
+
+impl Item {
+    /// Calls `f` with every event value of this item's field (or, for keywords, every scalar).
+    fn values<'v>(&self, cx: &Cx<'v>, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
+        if self.paths.is_empty() {
+            let mut p = String::new();
+            return visit_leaves(cx.doc, &mut p, &mut |_, v| f(v));
+        }
+        for (i, p) in self.paths.iter().enumerate() {
+            let id = self.path_ids.get(i).copied().unwrap_or(u32::MAX);
+            let hit = match cx.slot(id, p) {
+                Slot::Zero => false,
+                Slot::One(v) => f(v),
+                Slot::Many | Slot::Unknown => p.any_hinted(cx.doc, cx.dotted(), f),
+            };
+            if hit {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn matcher_hits(&self, m: &Matcher, cx: &Cx) -> bool {
         match m {
             Matcher::Null => {
                 let mut seen = false;
-                let null = self.values(doc, &mut |v| {
+                let null = self.values(cx, &mut |v| {
                     seen = true;
                     v.is_null()
                 });
                 null || !seen
             }
-            m => self.values(doc, &mut |v| m.matches(v, doc)),
+            m => self.values(cx, &mut |v| m.matches(v, cx.doc)),
         }
     }
 
     /// The item's truth value before `neq` negation.
-    pub(crate) fn eval_positive(&self, doc: &Value) -> bool {
+    pub(crate) fn eval_positive(&self, cx: &Cx) -> bool {
         if let Some(want) = self.exists {
-            let exists = self.paths.iter().any(|p| p.exists(doc));
+            let exists = self.values(cx, &mut |_| true);
             return exists == want;
         }
         if self.all {
-            self.matchers.iter().all(|m| self.matcher_hits(m, doc))
+            self.matchers.iter().all(|m| self.matcher_hits(m, cx))
         } else if self.matchers.len() > 1
             && !self.matchers.iter().any(|m| matches!(m, Matcher::Null))
         {
             // One pass over the field's values, trying every matcher.
-            self.values(doc, &mut |v| {
-                self.matchers.iter().any(|m| m.matches(v, doc))
+            self.values(cx, &mut |v| {
+                self.matchers.iter().any(|m| m.matches(v, cx.doc))
             })
         } else {
-            self.matchers.iter().any(|m| self.matcher_hits(m, doc))
+            self.matchers.iter().any(|m| self.matcher_hits(m, cx))
         }
     }
 
-    pub(crate) fn eval(&self, doc: &Value) -> bool {
-        self.eval_positive(doc) != self.negate
+    pub(crate) fn eval(&self, cx: &Cx) -> bool {
+        self.eval_positive(cx) != self.negate
     }
 
     /// The first event value that satisfies the item, for alert output.
@@ -106,15 +198,16 @@ impl Item {
 }
 
 impl SelNode {
-    pub(crate) fn eval(&self, doc: &Value) -> bool {
+    pub(crate) fn eval(&self, cx: &Cx) -> bool {
         match self {
-            SelNode::Item(i) => i.eval(doc),
-            SelNode::And(xs) => xs.iter().all(|x| x.eval(doc)),
-            SelNode::Or(xs) => xs.iter().any(|x| x.eval(doc)),
+            SelNode::Item(i) => i.eval(cx),
+            SelNode::And(xs) => xs.iter().all(|x| x.eval(cx)),
+            SelNode::Or(xs) => xs.iter().any(|x| x.eval(cx)),
         }
     }
 
-    fn witnesses(&self, doc: &Value, out: &mut Vec<(String, Value)>) {
+    fn witnesses(&self, cx: &Cx, out: &mut Vec<(String, Value)>) {
+        let doc = cx.doc;
         match self {
             SelNode::Item(i) => {
                 if let Some(w) = i.witness(doc) {
@@ -123,10 +216,10 @@ impl SelNode {
                     }
                 }
             }
-            SelNode::And(xs) => xs.iter().for_each(|x| x.witnesses(doc, out)),
+            SelNode::And(xs) => xs.iter().for_each(|x| x.witnesses(cx, out)),
             SelNode::Or(xs) => {
-                if let Some(x) = xs.iter().find(|x| x.eval(doc)) {
-                    x.witnesses(doc, out)
+                if let Some(x) = xs.iter().find(|x| x.eval(cx)) {
+                    x.witnesses(cx, out)
                 }
             }
         }
@@ -134,18 +227,18 @@ impl SelNode {
 }
 
 impl CompiledRule {
-    pub(crate) fn eval_cond(&self, c: &Cond, doc: &Value) -> bool {
+    pub(crate) fn eval_cond(&self, c: &Cond, cx: &Cx) -> bool {
         match c {
-            Cond::Sel(i) => self.selections[*i].node.eval(doc),
-            Cond::Not(e) => !self.eval_cond(e, doc),
-            Cond::And(xs) => xs.iter().all(|x| self.eval_cond(x, doc)),
-            Cond::Or(xs) => xs.iter().any(|x| self.eval_cond(x, doc)),
+            Cond::Sel(i) => self.selections[*i].node.eval(cx),
+            Cond::Not(e) => !self.eval_cond(e, cx),
+            Cond::And(xs) => xs.iter().all(|x| self.eval_cond(x, cx)),
+            Cond::Or(xs) => xs.iter().any(|x| self.eval_cond(x, cx)),
             Cond::Of { min, sels, .. } => match min {
-                None => sels.iter().all(|&s| self.selections[s].node.eval(doc)),
+                None => sels.iter().all(|&s| self.selections[s].node.eval(cx)),
                 Some(n) => {
                     let mut hits = 0;
                     for &s in sels {
-                        if self.selections[s].node.eval(doc) {
+                        if self.selections[s].node.eval(cx) {
                             hits += 1;
                             if hits >= *n {
                                 return true;
@@ -158,33 +251,33 @@ impl CompiledRule {
         }
     }
 
-    pub(crate) fn eval(&self, doc: &Value) -> bool {
-        self.eval_cond(&self.condition, doc)
+    pub(crate) fn eval(&self, cx: &Cx) -> bool {
+        self.eval_cond(&self.condition, cx)
     }
 
     /// Field values of the selections that made a true condition true (negated parts excluded).
-    pub(crate) fn matched(&self, doc: &Value) -> Vec<(String, Value)> {
+    pub(crate) fn matched(&self, cx: &Cx) -> Vec<(String, Value)> {
         let mut out = Vec::new();
-        self.collect(&self.condition, doc, &mut out);
+        self.collect(&self.condition, cx, &mut out);
         out
     }
 
-    fn collect(&self, c: &Cond, doc: &Value, out: &mut Vec<(String, Value)>) {
+    fn collect(&self, c: &Cond, cx: &Cx, out: &mut Vec<(String, Value)>) {
         match c {
-            Cond::Sel(i) => self.selections[*i].node.witnesses(doc, out),
+            Cond::Sel(i) => self.selections[*i].node.witnesses(cx, out),
             Cond::Not(_) => {}
-            Cond::And(xs) => xs.iter().for_each(|x| self.collect(x, doc, out)),
+            Cond::And(xs) => xs.iter().for_each(|x| self.collect(x, cx, out)),
             Cond::Or(xs) => {
                 for x in xs {
-                    if self.eval_cond(x, doc) {
-                        self.collect(x, doc, out);
+                    if self.eval_cond(x, cx) {
+                        self.collect(x, cx, out);
                     }
                 }
             }
             Cond::Of { sels, .. } => {
                 for &s in sels {
-                    if self.selections[s].node.eval(doc) {
-                        self.selections[s].node.witnesses(doc, out);
+                    if self.selections[s].node.eval(cx) {
+                        self.selections[s].node.witnesses(cx, out);
                     }
                 }
             }
@@ -230,7 +323,9 @@ impl RuleSet {
             (Some(p), Some(raw)) => Some(p.scan(raw)),
             _ => None,
         };
-        for cr in &ds.rules {
+        let mut cx: Option<Cx> = None;
+        let mut selected = None;
+        for (pos, cr) in ds.rules.iter().enumerate() {
             let info = &self.rules[cr.rule];
             let wanted = info.alerts || (state.is_some() && !cr.feeds.is_empty());
             if !wanted {
@@ -241,13 +336,25 @@ impl RuleSet {
                     continue;
                 }
             }
-            let Some(doc) = ev.doc() else {
+            if cx.is_none() {
+                match ev.doc() {
+                    Some(doc) => cx = Some(Cx::new(doc)),
+                    None => return,
+                }
+            }
+            let Some(cx) = cx.as_ref() else {
                 return;
             };
-            if !cr.eval(doc) {
+            if let Some(d) = &ds.dispatch {
+                if d.anchored[pos] && !selected.get_or_insert_with(|| d.select(cx)).contains(pos) {
+                    continue;
+                }
+            }
+            let doc = cx.doc;
+            if !cr.eval(cx) {
                 continue;
             }
-            let matched = cr.matched(doc);
+            let matched = cr.matched(cx);
             if let Some(st) = state.as_deref_mut() {
                 for &c in &cr.feeds {
                     self.correlations[c].update(

@@ -136,30 +136,63 @@ impl FieldPath {
     /// Calls `f` with every value the path reaches (arrays at the end are flattened, so `f` never
     /// sees an array). Returns early when `f` returns true; the result says whether it did.
     pub fn any<'v>(&self, root: &'v Value, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
-        self.walk(root, 0, f)
+        self.walk(root, 0, true, f)
+    }
+
+    /// Like [`FieldPath::any`], told whether the root object has any key containing a dot (when
+    /// it has none, joined keys are not looked up there).
+    pub(crate) fn any_hinted<'v>(
+        &self,
+        root: &'v Value,
+        root_dotted: bool,
+        f: &mut dyn FnMut(&'v Value) -> bool,
+    ) -> bool {
+        self.walk(root, 0, root_dotted, f)
     }
 
     /// Whether the path reaches anything at all (a null counts; an empty array does not).
+    #[cfg(test)]
     pub fn exists(&self, root: &Value) -> bool {
         self.any(root, &mut |_| true)
     }
 
-    fn walk<'v>(&self, v: &'v Value, i: usize, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
+    /// Nested keys first; the same segments joined back together (`"a.b"` as one key) are tried
+    /// only where the nested route reaches nothing.
+    fn walk<'v>(
+        &self,
+        v: &'v Value,
+        i: usize,
+        dotted: bool,
+        f: &mut dyn FnMut(&'v Value) -> bool,
+    ) -> bool {
         if i == self.segs.len() {
             return leaves(v, f);
         }
         match v {
             Value::Object(m) => {
-                for (key, next) in &self.joined[i] {
+                let (first, rest) = self.joined[i].split_first().expect("a key per segment");
+                let mut seen = false;
+                if let Some(c) = m.get(first.0.as_str()) {
+                    if self.walk(c, first.1, true, &mut |x| {
+                        seen = true;
+                        f(x)
+                    }) {
+                        return true;
+                    }
+                }
+                if seen || !dotted {
+                    return false;
+                }
+                for (key, next) in rest {
                     if let Some(c) = m.get(key.as_str()) {
-                        if self.walk(c, *next, f) {
+                        if self.walk(c, *next, true, f) {
                             return true;
                         }
                     }
                 }
                 false
             }
-            Value::Array(items) => items.iter().any(|e| self.walk(e, i, f)),
+            Value::Array(items) => items.iter().any(|e| self.walk(e, i, dotted, f)),
             _ => false,
         }
     }

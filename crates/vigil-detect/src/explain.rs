@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::compile::{CompiledRule, Cond, Item, RuleSet, SelNode};
+use crate::eval::Cx;
 use crate::event::Event;
 
 /// The full account of one rule on one event.
@@ -80,7 +81,8 @@ impl NodeExplanation {
     }
 }
 
-fn explain_item(i: &Item, doc: &Value) -> ItemExplanation {
+fn explain_item(i: &Item, cx: &Cx) -> ItemExplanation {
+    let doc = cx.doc;
     let mut found = Vec::new();
     if !i.paths.is_empty() {
         for p in &i.paths {
@@ -90,8 +92,8 @@ fn explain_item(i: &Item, doc: &Value) -> ItemExplanation {
             });
         }
     }
-    let result = i.eval(doc);
-    let positive = i.eval_positive(doc);
+    let result = i.eval(cx);
+    let positive = i.eval_positive(cx);
     let expected: Vec<String> = match i.exists {
         Some(b) => vec![format!("exists: {b}")],
         None => i.matchers.iter().map(|m| m.describe()).collect(),
@@ -134,18 +136,18 @@ fn explain_item(i: &Item, doc: &Value) -> ItemExplanation {
     }
 }
 
-fn explain_node(n: &SelNode, doc: &Value) -> NodeExplanation {
+fn explain_node(n: &SelNode, cx: &Cx) -> NodeExplanation {
     match n {
-        SelNode::Item(i) => NodeExplanation::Item(explain_item(i, doc)),
+        SelNode::Item(i) => NodeExplanation::Item(explain_item(i, cx)),
         SelNode::And(xs) => {
-            let of: Vec<_> = xs.iter().map(|x| explain_node(x, doc)).collect();
+            let of: Vec<_> = xs.iter().map(|x| explain_node(x, cx)).collect();
             NodeExplanation::All {
                 result: of.iter().all(NodeExplanation::result),
                 of,
             }
         }
         SelNode::Or(xs) => {
-            let of: Vec<_> = xs.iter().map(|x| explain_node(x, doc)).collect();
+            let of: Vec<_> = xs.iter().map(|x| explain_node(x, cx)).collect();
             NodeExplanation::Any {
                 result: of.iter().any(NodeExplanation::result),
                 of,
@@ -154,8 +156,8 @@ fn explain_node(n: &SelNode, doc: &Value) -> NodeExplanation {
     }
 }
 
-fn explain_cond(r: &CompiledRule, c: &Cond, doc: &Value) -> CondExplanation {
-    let result = r.eval_cond(c, doc);
+fn explain_cond(r: &CompiledRule, c: &Cond, cx: &Cx) -> CondExplanation {
+    let result = r.eval_cond(c, cx);
     match c {
         Cond::Sel(i) => CondExplanation {
             text: r.selections[*i].name.clone(),
@@ -163,7 +165,7 @@ fn explain_cond(r: &CompiledRule, c: &Cond, doc: &Value) -> CondExplanation {
             children: vec![],
         },
         Cond::Not(e) => {
-            let inner = explain_cond(r, e, doc);
+            let inner = explain_cond(r, e, cx);
             CondExplanation {
                 text: format!("not {}", inner.text),
                 result,
@@ -171,7 +173,7 @@ fn explain_cond(r: &CompiledRule, c: &Cond, doc: &Value) -> CondExplanation {
             }
         }
         Cond::And(xs) | Cond::Or(xs) => {
-            let children: Vec<_> = xs.iter().map(|x| explain_cond(r, x, doc)).collect();
+            let children: Vec<_> = xs.iter().map(|x| explain_cond(r, x, cx)).collect();
             let op = if matches!(c, Cond::And(_)) {
                 " and "
             } else {
@@ -200,7 +202,7 @@ fn explain_cond(r: &CompiledRule, c: &Cond, doc: &Value) -> CondExplanation {
                 .iter()
                 .map(|&s| CondExplanation {
                     text: r.selections[s].name.clone(),
-                    result: r.selections[s].node.eval(doc),
+                    result: r.selections[s].node.eval(cx),
                     children: vec![],
                 })
                 .collect(),
@@ -256,11 +258,12 @@ impl RuleSet {
             e.applies = true;
             return Some(e);
         };
+        let cx = Cx::new(doc);
         let selections = cr
             .selections
             .iter()
             .map(|s| {
-                let node = explain_node(&s.node, doc);
+                let node = explain_node(&s.node, &cx);
                 SelectionExplanation {
                     name: s.name.clone(),
                     result: node.result(),
@@ -268,7 +271,7 @@ impl RuleSet {
                 }
             })
             .collect();
-        let condition = explain_cond(cr, &cr.condition, doc);
+        let condition = explain_cond(cr, &cr.condition, &cx);
         Some(Explanation {
             rule,
             title: info.title.clone(),

@@ -40,6 +40,7 @@ pub mod builtin;
 mod compile;
 mod condition;
 mod correlation;
+mod dispatch;
 mod error;
 mod eval;
 mod event;

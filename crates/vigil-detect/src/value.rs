@@ -157,6 +157,11 @@ impl StrSet {
         }
     }
 
+    /// The exact strings, when the set has no `contains` patterns.
+    pub fn exact_only(&self) -> Option<&std::collections::HashSet<String>> {
+        self.contains_lits.is_empty().then_some(&self.exact)
+    }
+
     pub fn literals(&self) -> Vec<&str> {
         self.exact
             .iter()

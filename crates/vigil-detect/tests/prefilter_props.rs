@@ -1,4 +1,4 @@
-//! The raw-text prefilter never changes a result: random events (with escapes, Unicode, numbers
+//! The raw-text prefilter and the field dispatch never change a result: random events (with escapes, Unicode, numbers
 //! of every JSON form) are evaluated with and without it.
 
 use proptest::prelude::*;
@@ -82,6 +82,33 @@ detection:
             - '%2fbin%2fsh'
             - '%2fbin%2fbash'
     condition: sel
+---
+title: r10
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel:
+        verb: [Delete, GET]
+        name|startswith: 'ab'
+    condition: sel
+---
+title: r11
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel1:
+        verb: patch
+    sel2:
+        verb: create
+        x: abcd
+    condition: 1 of sel*
+---
+title: r12
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel:
+        verb: create
+    filter:
+        verb: patch
+    condition: sel or not filter
 "#;
 
 fn scalar() -> impl Strategy<Value = String> {

@@ -25,7 +25,7 @@ pub fn hex(b: &[u8]) -> String {
 
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if s.len() & 1 == 1 {
         return None;
     }
     (0..s.len())

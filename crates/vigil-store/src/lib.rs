@@ -39,6 +39,21 @@ pub use writer::{Ack, Store, StoreOptions};
 /// written, return `Some((n, error))` to write only `n` of them and fail with `error`.
 pub type Fault = Arc<dyn Fn(&Path, usize) -> Option<(usize, io::Error)> + Send + Sync>;
 
+/// A disk that fills up after `budget` bytes (the write that crosses it is cut short and fails
+/// with ENOSPC), for tests of the disk-full path.
+pub fn disk_full_after(budget: usize) -> Fault {
+    let used = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    Arc::new(move |_path, len| {
+        let before = used.fetch_add(len, std::sync::atomic::Ordering::SeqCst);
+        (before + len > budget).then(|| {
+            (
+                budget.saturating_sub(before),
+                io::Error::from_raw_os_error(28),
+            )
+        })
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("disk full writing {path}: ingest stopped; everything acknowledged before is stored and intact")]

@@ -152,21 +152,23 @@ pub fn k8s_event(raw: &str, source: &str, received: i64) -> Result<Record, Strin
         Ok(_) => return Err("not a JSON object".into()),
         Err(e) => return Err(e.to_string()),
     };
-    let original = map.clone();
     let mut doc = vigil_normalize::k8s::normalize(map);
+    // The normalizer is a pure function of the raw event (pinned by a test): what is stored
+    // beside the raw is only what it does not give, the redaction record.
+    let mut extra = Map::new();
     if let Some(r) = &redaction {
-        set_path(
-            &mut doc,
-            "vigil.redacted",
-            Value::Array(r.paths.iter().cloned().map(Value::from).collect()),
-        );
+        let paths = Value::Array(r.paths.iter().cloned().map(Value::from).collect());
+        set_path(&mut doc, "vigil.redacted", paths.clone());
+        set_path(&mut extra, "vigil.redacted", paths);
     }
     let doc = Value::Object(doc);
     let identity = k8s_identity(text);
-    let stored_doc = Value::Object(overlay(&doc, &original))
-        .to_string()
-        .into_bytes();
-    let mut flags = FLAG_OVERLAY;
+    let stored_doc = if extra.is_empty() {
+        Vec::new()
+    } else {
+        Value::Object(extra).to_string().into_bytes()
+    };
+    let mut flags = FLAG_K8S_V1;
     if redaction.is_some() {
         flags |= FLAG_REDACTED;
     }

@@ -598,8 +598,8 @@ pub fn tokens(s: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_lowercase)
 }
 
-/// Values at a dotted path: nested objects, or keys that themselves contain dots; arrays are
-/// searched element by element.
+/// Values at a dotted path: nested objects, or (where the next segment is not a key) keys that
+/// themselves contain dots; arrays are searched element by element.
 pub fn lookup<'a>(doc: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
     fn walk<'a>(v: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
         if path.is_empty() {
@@ -616,8 +616,7 @@ pub fn lookup<'a>(doc: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
                 let first = path.split('.').next().unwrap_or(path);
                 if let Some(child) = m.get(first) {
                     walk(child, path.get(first.len() + 1..).unwrap_or(""), out);
-                }
-                if path.len() > first.len() {
+                } else if path.len() > first.len() {
                     let dotted = m.iter().filter(|(k, _)| {
                         k.len() > first.len()
                             && k.starts_with(first)

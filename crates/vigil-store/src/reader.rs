@@ -119,10 +119,13 @@ pub struct Reader {
     pub parts: Vec<PartInfo>,
     by_id: HashMap<u32, usize>,
     index: Option<IndexHandle>,
-    cache: RefCell<Vec<(u32, u64, Rc<Vec<StoredRecord>>)>>,
+    cache: RefCell<Vec<CachedBlock>>,
 }
 
 const CACHE_BLOCKS: usize = 8;
+
+/// (partition id, first record, records) of a decoded block.
+type CachedBlock = (u32, u64, Rc<Vec<StoredRecord>>);
 
 impl Reader {
     /// Opens a data directory for reading (no lock; the writer only appends).

@@ -360,7 +360,7 @@ mod tests {
             seq,
             received: 1_700_000_000_000_000 + seq as i64,
             event_time: 1_700_000_000_000_000 - (seq as i64) * 7,
-            source: if seq % 2 == 0 { "a.log" } else { "b.log" }.into(),
+            source: if seq & 1 == 0 { "a.log" } else { "b.log" }.into(),
             flags: FLAG_OVERLAY,
             raw: raw.as_bytes().to_vec(),
             doc: br#"{"x":1}"#.to_vec(),

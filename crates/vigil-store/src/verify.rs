@@ -163,10 +163,9 @@ fn verify_partition(
     let segs = list_segments(path)?;
     let mut h = segment::genesis(name);
     let mut seq = 0u64;
-    let mut expected = 1u32;
     let mut last_seg = None;
     let before = w.problems.len();
-    'segments: for (n, seg_path) in &segs {
+    'segments: for (expected, (n, seg_path)) in (1u32..).zip(segs.iter()) {
         let n = *n;
         last_seg = Some(n);
         if n != expected {
@@ -180,7 +179,6 @@ fn verify_partition(
             );
             break;
         }
-        expected += 1;
         let bytes = std::fs::read(seg_path).map_err(|e| StoreError::io(seg_path, e))?;
         let Some(header) = bytes
             .get(..HEADER_LEN)

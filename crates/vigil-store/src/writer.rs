@@ -710,7 +710,7 @@ fn load_ids(p: &Part) -> Result<HashMap<u64, u32>, StoreError> {
     let path = ids_path(p);
     let mut bytes = fs::read(&path).unwrap_or_default();
     let have = (bytes.len() / 8) as u64;
-    if have > p.next_seq || bytes.len() % 8 != 0 {
+    if have > p.next_seq || bytes.len() & 7 != 0 {
         bytes.truncate((have.min(p.next_seq) * 8) as usize);
     }
     let mut have = (bytes.len() / 8) as u64;

@@ -166,8 +166,27 @@ pub fn event_row(ev: &StoredEvent) -> Vec<String> {
 
 pub const EVENT_HEADER: [&str; 6] = ["TIME", "KIND", "DATASET", "WHO", "WHAT", "RESULT"];
 
-/// The JSON line of a stored event: the original, the normalized fields, and where it is.
-pub fn event_json(ev: &StoredEvent) -> Value {
+/// The JSON line of a stored event: the original (byte for byte as stored: JSON events verbatim,
+/// text lines as strings), the normalized fields, and where it is.
+#[derive(serde::Serialize)]
+pub struct EventLine<'a> {
+    #[serde(rename = "@timestamp")]
+    pub timestamp: String,
+    pub kind: &'static str,
+    pub dataset: &'a str,
+    pub event: Original<'a>,
+    pub fields: &'a Value,
+    pub store: Value,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub enum Original<'a> {
+    Json(&'a serde_json::value::RawValue),
+    Text(String),
+}
+
+pub fn event_json(ev: &StoredEvent) -> EventLine<'_> {
     let mut store = json!({
         "partition": ev.partition,
         "record": ev.seq,
@@ -177,14 +196,21 @@ pub fn event_json(ev: &StoredEvent) -> Value {
     if ev.redacted() {
         store["redacted"] = Value::Bool(true);
     }
-    json!({
-        "@timestamp": ev.time_rfc3339(),
-        "kind": if ev.is_alert() { "alert" } else { "event" },
-        "dataset": ev.dataset,
-        "event": ev.original(),
-        "fields": ev.doc,
-        "store": store,
-    })
+    let event = std::str::from_utf8(&ev.record.raw)
+        .ok()
+        .and_then(|s| serde_json::from_str::<&serde_json::value::RawValue>(s.trim()).ok())
+        .map_or_else(
+            || Original::Text(String::from_utf8_lossy(&ev.record.raw).into_owned()),
+            Original::Json,
+        );
+    EventLine {
+        timestamp: ev.time_rfc3339(),
+        kind: if ev.is_alert() { "alert" } else { "event" },
+        dataset: &ev.dataset,
+        event,
+        fields: &ev.doc,
+        store,
+    }
 }
 
 pub fn print_events(events: &[StoredEvent], format: Format) -> Result<()> {

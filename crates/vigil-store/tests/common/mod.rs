@@ -22,7 +22,7 @@ pub fn event_text(i: u64, stage: &str) -> String {
         i % 250,
         i % 3,
         i % 7,
-        if i % 10 == 0 { 403 } else { 200 }
+        if i % 10 < 1 { 403 } else { 200 }
     )
 }
 

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::thread;
 
 use anyhow::{bail, Result};
 use clap::Args;
@@ -9,7 +11,7 @@ use serde_json::Value;
 use vigil_model::alert::Alert;
 use vigil_store::prepare::{self, now_micros, Record};
 use vigil_store::retention::Retention;
-use vigil_store::{Ack, Store, StoreError, StoreOptions};
+use vigil_store::{Store, StoreError, StoreOptions};
 
 use super::DataDirArg;
 use crate::detection::{load_rules, Detector, RuleOptions};
@@ -55,37 +57,63 @@ struct Totals {
     unstorable: u64,
 }
 
-struct Batcher<'a> {
-    store: &'a mut Store,
-    events: Vec<Record>,
-    alerts: Vec<Record>,
-    size: usize,
-    totals: Totals,
+/// What the store thread hands back: the store, its counts, and why it stopped early.
+type Finished = (Store, Totals, Result<(), StoreError>);
+
+/// The store side of the pipeline: a thread that owns the store and appends each batch
+/// (events, then the alerts found in them), while the reading side prepares the next one.
+struct Writer {
+    tx: Option<mpsc::SyncSender<(Vec<Record>, Vec<Record>)>>,
+    handle: Option<thread::JoinHandle<Finished>>,
 }
 
-impl Batcher<'_> {
-    fn add(&mut self, ack: Ack, alerts: bool) {
-        if alerts {
-            self.totals.alerts_stored += ack.stored;
-        } else {
-            self.totals.stored += ack.stored;
-            self.totals.duplicates += ack.duplicates;
+impl Writer {
+    fn start(mut store: Store) -> Writer {
+        let (tx, rx) = mpsc::sync_channel::<(Vec<Record>, Vec<Record>)>(2);
+        let handle = thread::spawn(move || {
+            let mut t = Totals::default();
+            for (events, alerts) in rx {
+                if !events.is_empty() {
+                    match store.append_batch(events) {
+                        Ok(ack) => {
+                            t.stored += ack.stored;
+                            t.duplicates += ack.duplicates;
+                            t.bytes += ack.bytes;
+                        }
+                        Err(e) => return (store, t, Err(e)),
+                    }
+                }
+                if !alerts.is_empty() {
+                    match store.append_batch(alerts) {
+                        Ok(ack) => {
+                            t.alerts_stored += ack.stored;
+                            t.bytes += ack.bytes;
+                        }
+                        Err(e) => return (store, t, Err(e)),
+                    }
+                }
+            }
+            (store, t, Ok(()))
+        });
+        Writer {
+            tx: Some(tx),
+            handle: Some(handle),
         }
-        self.totals.bytes += ack.bytes;
     }
 
-    fn flush(&mut self) -> Result<(), StoreError> {
-        if !self.events.is_empty() {
-            let batch = std::mem::take(&mut self.events);
-            let ack = self.store.append_batch(batch)?;
-            self.add(ack, false);
+    /// Hands a batch over; `false` when the store side has stopped (its error comes at `finish`).
+    fn send(&self, events: Vec<Record>, alerts: Vec<Record>) -> bool {
+        self.tx
+            .as_ref()
+            .is_some_and(|tx| tx.send((events, alerts)).is_ok())
+    }
+
+    fn finish(mut self) -> Finished {
+        drop(self.tx.take());
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(r)) => r,
+            _ => panic!("the store thread panicked"),
         }
-        if !self.alerts.is_empty() {
-            let batch = std::mem::take(&mut self.alerts);
-            let ack = self.store.append_batch(batch)?;
-            self.add(ack, true);
-        }
-        Ok(())
     }
 }
 
@@ -110,26 +138,32 @@ pub fn run(args: IngestArgs) -> Result<ExitCode> {
         }
         Some(r)
     };
-    let mut store = Store::open(&dir, StoreOptions::default())?;
+    let mut opts = StoreOptions::default();
+    // Testing hook: a disk that is full after this many bytes (see tests/cli_store.rs).
+    if let Some(n) = std::env::var("VIGIL_TEST_DISK_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.fault = Some(vigil_store::disk_full_after(n));
+    }
+    let store = Store::open(&dir, opts)?;
     if !args.retention.is_empty() {
         retention.save(&dir)?;
     }
     let mut detector = rules.as_ref().map(Detector::new);
-    let mut b = Batcher {
-        store: &mut store,
-        events: Vec::with_capacity(args.batch.max(1)),
-        alerts: Vec::new(),
-        size: args.batch.max(1),
-        totals: Totals::default(),
-    };
+    let writer = Writer::start(store);
+    let size = args.batch.max(1);
+    let (mut events, mut alerts) = (Vec::with_capacity(size), Vec::new());
+    let (mut n_alerts, mut unstorable) = (0u64, 0u64);
     let mut received = now_micros();
+    let stopped = "the store stopped";
     let result = read_inputs(&args.inputs, &args.input, |item: Item| {
         let record = match (item.raw, item.doc) {
             (Some(raw), _) => match prepare::k8s_event(raw, item.file, received) {
                 Ok(r) => r,
                 Err(e) => {
-                    b.totals.unstorable += 1;
-                    if b.totals.unstorable <= 20 {
+                    unstorable += 1;
+                    if unstorable <= 20 {
                         eprintln!("vigil: rejected: {}:{}: {e}", item.file, item.line);
                     }
                     return Ok(());
@@ -146,36 +180,47 @@ pub fn run(args: IngestArgs) -> Result<ExitCode> {
             } else {
                 None
             };
+            // Detection sees the event as stored: redacted.
             let redacted = Item {
                 raw,
                 doc: Some(record.doc()),
                 ..item
             };
-            let alerts = &mut b.alerts;
-            let totals = &mut b.totals;
             det.process(redacted, &mut |a: Alert, doc: Option<&Value>| {
-                totals.alerts += 1;
+                n_alerts += 1;
                 alerts.push(prepare::alert(&a, doc, received));
                 Ok(())
             })?;
         }
-        b.events.push(record);
-        if b.events.len() >= b.size {
-            b.flush()?;
+        events.push(record);
+        if events.len() >= size {
+            let full = std::mem::replace(&mut events, Vec::with_capacity(size));
+            if !writer.send(full, std::mem::take(&mut alerts)) {
+                bail!(stopped);
+            }
             received = now_micros();
         }
         Ok(())
-    })
-    .and_then(|stats| {
-        b.flush()?;
+    });
+    let result = result.and_then(|stats| {
+        if !writer.send(events, alerts) {
+            bail!(stopped);
+        }
         Ok(stats)
     });
-    let totals = std::mem::take(&mut b.totals);
+    let (mut store, mut totals, stored) = writer.finish();
+    totals.alerts = n_alerts;
+    totals.unstorable = unstorable;
     let summary = |t: &Totals| {
         format!(
             "{} events stored, {} duplicates skipped, {} alerts ({} stored), {} bytes written",
             t.stored, t.duplicates, t.alerts, t.alerts_stored, t.bytes
         )
+    };
+    // A store error is the cause when both sides stopped.
+    let result = match (stored, result) {
+        (Err(e), _) => Err(anyhow::Error::new(e)),
+        (Ok(()), r) => r,
     };
     let stats = match result {
         Ok(s) => s,

@@ -48,7 +48,7 @@ const WRITES: &str = "verb:(create OR update OR patch OR delete OR deletecollect
 
 /// The query behind each report (a plain `vigil search` query: the report is reproducible).
 pub fn report_query(kind: ReportKind) -> String {
-    match kind {
+    let q = match kind {
         ReportKind::SecretsAccess => "objectRef.resource:secrets".into(),
         ReportKind::ExecSessions => {
             "objectRef.resource:pods AND objectRef.subresource:(exec OR attach OR portforward)".into()
@@ -61,7 +61,8 @@ pub fn report_query(kind: ReportKind) -> String {
         ReportKind::AuditConfigChanges => format!(
             "{WRITES} AND (objectRef.resource:(validatingwebhookconfigurations OR mutatingwebhookconfigurations OR validatingadmissionpolicies OR validatingadmissionpolicybindings OR auditsinks) OR ((objectRef.name:*audit* OR objectRef.name:*apiserver*) AND NOT objectRef.resource:(leases OR events OR endpoints OR endpointslices)))"
         ),
-    }
+    };
+    format!("event.dataset:k8s.audit AND ({q})")
 }
 
 fn f(ev: &StoredEvent, paths: &[&str]) -> String {
@@ -123,15 +124,15 @@ fn row(pairs: &[(&str, Value)]) -> Map<String, Value> {
         .collect()
 }
 
+/// A group's key fields, count, first and last time, source addresses.
+type Group = (Vec<(&'static str, String)>, u64, i64, i64, Vec<String>);
+
 /// Grouped rows: count, first, last per key.
 fn grouped(
     events: &[StoredEvent],
     key: impl Fn(&StoredEvent) -> Vec<(&'static str, String)>,
 ) -> Vec<Map<String, Value>> {
-    let mut groups: BTreeMap<
-        Vec<String>,
-        (Vec<(&'static str, String)>, u64, i64, i64, Vec<String>),
-    > = BTreeMap::new();
+    let mut groups: BTreeMap<Vec<String>, Group> = BTreeMap::new();
     for ev in events {
         let k = key(ev);
         let id: Vec<String> = k.iter().map(|(_, v)| v.clone()).collect();

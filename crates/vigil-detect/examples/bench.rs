@@ -5,7 +5,7 @@
 //!   VIGIL_SHARED=../shared cargo run --release -p vigil-detect --example bench [EVENTS]
 //!
 //! Figures are events per second of on-CPU time of the one thread (best of BENCH_RUNS runs),
-//! so other work on a shared machine does not distort them. BENCH_MODES picks modes (abcd).
+//! so other work on a shared machine does not distort them. BENCH_MODES picks modes (abcdep).
 //!
 //! Or pass a folder of rules: `... --example bench -- 200000 path/to/rules`.
 
@@ -275,7 +275,7 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
-    let modes = std::env::var("BENCH_MODES").unwrap_or_else(|_| "abcde".into());
+    let modes = std::env::var("BENCH_MODES").unwrap_or_else(|_| "abcdep".into());
     let mut report = |key: char,
                       label: &str,
                       f: &mut dyn FnMut(&mut Vec<vigil_detect::Match>)|
@@ -367,6 +367,9 @@ fn main() {
         "the prefilter let {:.1}% of events through to parsing",
         100.0 * parsed_n as f64 / n as f64
     );
+    if !modes.contains('p') {
+        return;
+    }
     let mut k = 0usize;
     let mut secs = f64::MAX;
     for _ in 0..runs {

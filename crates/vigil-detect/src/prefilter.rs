@@ -77,24 +77,29 @@ impl Drop for Scan<'_> {
     }
 }
 
-/// Whether the text has a `\u` or `\/` escape, or a character whose lowercase is ASCII.
-fn poisoned(b: &[u8]) -> bool {
-    for i in memchr::memchr_iter(b'\\', b) {
-        if let Some(b'u' | b'/') = b.get(i + 1) {
-            // An escaped backslash followed by `u` is not an escape: count the run.
-            let run = b[..=i].iter().rev().take_while(|&&c| c == b'\\').count();
-            if run % 2 == 1 {
-                return true;
-            }
-        }
-    }
-    // KELVIN SIGN (E2 84 AA) and LATIN CAPITAL LETTER I WITH DOT ABOVE (C4 B0).
-    memchr::memchr2_iter(0xE2, 0xC4, b).any(|i| {
-        matches!(
-            (b[i], b.get(i + 1), b.get(i + 2)),
-            (0xE2, Some(0x84), Some(0xAA)) | (0xC4, Some(0xB0), _)
-        )
+/// Finders for what makes the text unreliable: `\u` and `\/` escapes (an escaped backslash
+/// before `u` counts too: harmless), and the two characters whose lowercase is ASCII (KELVIN
+/// SIGN, LATIN CAPITAL LETTER I WITH DOT ABOVE).
+fn poison_finders() -> &'static [memchr::memmem::Finder<'static>; 4] {
+    static F: std::sync::OnceLock<[memchr::memmem::Finder<'static>; 4]> =
+        std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        [
+            memchr::memmem::Finder::new(b"\\u"),
+            memchr::memmem::Finder::new(b"\\/"),
+            memchr::memmem::Finder::new("\u{212A}".as_bytes()),
+            memchr::memmem::Finder::new("\u{130}".as_bytes()),
+        ]
     })
+}
+
+fn poisoned(b: &[u8]) -> bool {
+    let f = poison_finders();
+    if f[0].find(b).is_some() || f[1].find(b).is_some() {
+        return true;
+    }
+    // Both characters start with a byte above 0x7f: skip the search for ASCII text.
+    !b.is_ascii() && (f[2].find(b).is_some() || f[3].find(b).is_some())
 }
 
 impl Prefilter {

@@ -55,6 +55,11 @@ enum Command {
     Verify(cmd::store::VerifyArgs),
     /// Events and bytes on disk, per source and day.
     Stats(cmd::store::StatsArgs),
+    /// Run the always-on service: audit webhook, file tailing, syslog, detection, alert sinks.
+    Serve(cmd::serve::ServeArgs),
+    /// Check a `vigil serve` configuration file.
+    #[command(subcommand)]
+    Config(cmd::serve::ConfigCommand),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +77,8 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::store::report::run(a),
         Command::Verify(a) => cmd::store::verify(a),
         Command::Stats(a) => cmd::store::stats(a),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Config(c) => cmd::serve::config(c),
     };
     match result {
         Ok(code) => code,

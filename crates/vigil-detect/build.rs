@@ -41,8 +41,9 @@ fn main() {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let parts: Vec<&str> = rel.split('/').collect();
         if let Some(pos) = parts.iter().position(|p| *p == "tests") {
-            // rules/<pack>/tests/<rule file stem>/<fixture>.json
-            if ext == "json" && parts.len() == pos + 3 {
+            // rules/<pack>/tests/<rule file stem>/<fixture>.json (one event) or .jsonl (a
+            // sequence of events, for correlations)
+            if (ext == "json" || ext == "jsonl") && parts.len() == pos + 3 {
                 let rule = format!("{}/{}.yml", parts[..pos].join("/"), parts[pos + 1]);
                 writeln!(
                     fixtures,

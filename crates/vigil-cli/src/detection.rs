@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 use vigil_detect::{
-    builtin, CorrelationAlert, CorrelationState, Event, Match, RuleError, RuleInfo, RuleSet,
-    RuleSource,
+    builtin, ContributingEvent, CorrelationAlert, CorrelationState, Event, Match, RuleError,
+    RuleInfo, RuleSet, RuleSource,
 };
 use vigil_model::alert::{Alert, AlertRule, EvidenceRef};
 use vigil_model::yaml::{parse_documents, Node};
@@ -53,8 +53,15 @@ pub fn rule_files(path: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Loads and compiles rules. Rules that cannot run are returned in `errors` (and the others
-/// still run): one bad rule must not blind the rest.
+/// still run): one bad rule must not blind the rest. Correlations take events in order (no
+/// allowed lateness): see [`load_rules_with_lateness`].
 pub fn load_rules(opts: &RuleOptions) -> Result<LoadedRules> {
+    load_rules_with_lateness(opts, 0)
+}
+
+/// Like [`load_rules`], with correlations accepting events up to `lateness_ms` behind the
+/// latest event time (their alerts then come that much later, or at [`Detector::finish`]).
+pub fn load_rules_with_lateness(opts: &RuleOptions, lateness_ms: i64) -> Result<LoadedRules> {
     let mut sources = if opts.builtin {
         builtin::rules()
     } else {
@@ -71,6 +78,7 @@ pub fn load_rules(opts: &RuleOptions) -> Result<LoadedRules> {
         placeholders: builtin::placeholders(),
         ..Default::default()
     };
+    cfg.limits.allowed_lateness_ms = lateness_ms;
     if let Some(p) = &opts.placeholders {
         let text = std::fs::read_to_string(p)
             .with_context(|| format!("cannot read placeholders file {}", p.display()))?;
@@ -151,7 +159,14 @@ pub struct Detector<'r> {
     corr: Vec<CorrelationAlert>,
     seen: Seen,
     per_stage: Vec<bool>,
+    /// Where correlated events come from: an event's reference is the index of its
+    /// (dataset, file) here, shifted left by [`LINE_BITS`], plus its line.
+    origins: Vec<(String, String)>,
+    origin_index: HashMap<(String, String), u64>,
 }
+
+/// Bits of an event reference that hold the line number.
+const LINE_BITS: u32 = 40;
 
 impl<'r> Detector<'r> {
     pub fn new(rules: &'r LoadedRules) -> Self {
@@ -171,6 +186,53 @@ impl<'r> Detector<'r> {
                 cap: 1 << 20,
             },
             per_stage: stage_rules(&rules.set, &sources),
+            origins: Vec::new(),
+            origin_index: HashMap::new(),
+        }
+    }
+
+    /// The reference of an event: its (dataset, file) and line, in one number.
+    fn reference(&mut self, dataset: &str, file: &str, line: usize) -> u64 {
+        let idx = match self.origins.last() {
+            Some((d, f)) if d == dataset && f == file => self.origins.len() as u64 - 1,
+            _ => {
+                let key = (dataset.to_string(), file.to_string());
+                match self.origin_index.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        let i = self.origins.len() as u64;
+                        self.origins.push(key.clone());
+                        self.origin_index.insert(key, i);
+                        i
+                    }
+                }
+            }
+        };
+        (idx << LINE_BITS) | (line as u64 & ((1 << LINE_BITS) - 1))
+    }
+
+    /// The dataset, file and line an event reference stands for.
+    fn evidence(&self, e: &ContributingEvent) -> EvidenceRef {
+        let known = e
+            .origin
+            .and_then(|r| self.origins.get((r >> LINE_BITS) as usize).map(|o| (o, r)));
+        match known {
+            Some(((dataset, file), r)) => EvidenceRef {
+                dataset: dataset.clone(),
+                file: file.clone(),
+                line: (r & ((1 << LINE_BITS) - 1)) as usize,
+                id: e.id.clone(),
+            },
+            None => EvidenceRef {
+                dataset: self.set.rules()[e.rule]
+                    .datasets
+                    .first()
+                    .cloned()
+                    .unwrap_or_default(),
+                file: String::new(),
+                line: 0,
+                id: e.id.clone(),
+            },
         }
     }
 
@@ -189,6 +251,7 @@ impl<'r> Detector<'r> {
             Some(t) => ev.at(t),
             None => ev,
         };
+        let ev = ev.with_ref(self.reference(item.dataset, item.file, item.line));
         self.matches.clear();
         self.corr.clear();
         self.set
@@ -222,18 +285,74 @@ impl<'r> Detector<'r> {
                 doc,
             )?;
         }
-        for c in &self.corr {
-            emit(correlation_alert(self.set, c, item.file), None)?;
+        self.emit_correlations(emit)
+    }
+
+    fn emit_correlations(
+        &mut self,
+        emit: &mut impl FnMut(Alert, Option<&Value>) -> Result<()>,
+    ) -> Result<()> {
+        for c in std::mem::take(&mut self.corr) {
+            emit(self.correlation_alert(&c), None)?;
         }
         Ok(())
     }
 
-    /// End of input. Correlations alert as their conditions are met, so nothing is pending.
+    /// End of input: correlation windows still open are judged, matches held for late events
+    /// are released, and what correlations could not use is reported on stderr.
     pub fn finish(
         &mut self,
-        _emit: &mut impl FnMut(Alert, Option<&Value>) -> Result<()>,
+        emit: &mut impl FnMut(Alert, Option<&Value>) -> Result<()>,
     ) -> Result<()> {
+        self.corr.clear();
+        self.set.flush(&mut self.state, i64::MAX, &mut self.corr);
+        self.emit_correlations(emit)?;
+        let st = &self.state.stats;
+        let mut notes = vec![];
+        for (n, what) in [
+            (st.late_events, "arrived later than the allowed lateness"),
+            (st.untimed_events, "had no time"),
+            (st.forced_releases, "were released early (reorder buffer full)"),
+        ] {
+            if n > 0 {
+                notes.push(format!("{n} matches {what}"));
+            }
+        }
+        if st.evicted_groups > 0 {
+            notes.push(format!("{} groups evicted at the cap", st.evicted_groups));
+        }
+        if st.dropped_values > 0 {
+            notes.push(format!("{} values dropped at per-group caps", st.dropped_values));
+        }
+        if !notes.is_empty() {
+            eprintln!("vigil: correlations: {} (not correlated)", notes.join(", "));
+        }
         Ok(())
+    }
+
+    fn correlation_alert(&self, c: &CorrelationAlert) -> Alert {
+        let info = &self.set.rules()[c.rule];
+        let time = chrono::DateTime::from_timestamp_millis(c.last_ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .unwrap_or_default();
+        let mut matched = Map::new();
+        matched.insert("count".into(), Value::from(c.count));
+        if let Some(v) = c.value {
+            let kind = self.set.correlation_kind(c.rule).map_or("value", |k| k.as_str());
+            matched.insert(kind.into(), Value::from(v));
+        }
+        if let Some(field) = &c.field {
+            if !c.values.is_empty() {
+                matched.insert(field.clone(), Value::Array(c.values.clone()));
+            }
+        }
+        Alert {
+            rule: alert_rule(info),
+            time,
+            group: c.group.iter().cloned().collect(),
+            events: c.events.iter().map(|e| self.evidence(e)).collect(),
+            matched,
+        }
     }
 }
 
@@ -247,38 +366,6 @@ pub fn alert_rule(info: &RuleInfo) -> AlertRule {
         title: info.title.clone(),
         level: info.level.clone().unwrap_or_else(|| "medium".into()),
         tags: info.tags.clone(),
-    }
-}
-
-fn correlation_alert(set: &RuleSet, c: &CorrelationAlert, file: &str) -> Alert {
-    let info = &set.rules()[c.rule];
-    let time = chrono::DateTime::from_timestamp_millis(c.last_ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_default();
-    let mut matched = Map::new();
-    matched.insert("count".into(), Value::from(c.count));
-    if let Some(field) = &c.field {
-        matched.insert(field.clone(), Value::Array(c.values.clone()));
-    }
-    Alert {
-        rule: alert_rule(info),
-        time,
-        group: c.group.iter().cloned().collect(),
-        events: c
-            .events
-            .iter()
-            .map(|e| EvidenceRef {
-                dataset: set.rules()[e.rule]
-                    .datasets
-                    .first()
-                    .cloned()
-                    .unwrap_or_default(),
-                file: file.to_string(),
-                line: 0,
-                id: e.id.clone(),
-            })
-            .collect(),
-        matched,
     }
 }
 

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use vigil_model::yaml::{Node, Value as Y};
 
 use crate::condition::{self, AggFunc, CondAst, CondError, OfTarget, Quant};
-use crate::correlation::{CorrKind, CorrelationSpec};
+use crate::correlation::{build, CorrelationSpec};
 use crate::error::{Problem, RejectKind, RuleError};
 use crate::event::FieldPath;
 use crate::mapping::{DatasetSpec, LogSource, Mappings};
 use crate::prefilter::{self, Prefilter};
-use crate::rule::{self, Body, CorrelationDef, Detection, Doc, FilterDef, Meta};
+use crate::rule::{self, Body, Detection, Doc, FilterDef, Meta};
 use crate::value::{self, Matcher, RawValue};
 
 /// One rule file (or other text) to compile.
@@ -219,7 +219,7 @@ fn value_problem(line: usize, e: String) -> Problem {
     }
 }
 
-fn map_paths(spec: &DatasetSpec, field: &str) -> Vec<FieldPath> {
+pub(crate) fn map_paths(spec: &DatasetSpec, field: &str) -> Vec<FieldPath> {
     match spec.fields.get(field) {
         Some(ps) => ps.iter().map(|p| FieldPath::new(p)).collect(),
         None => vec![FieldPath::new(field)],
@@ -581,8 +581,9 @@ impl RuleSet {
             }
             // Legacy aggregation: the rule feeds a generated correlation.
             let mut corr = None;
-            if let Some((agg, line)) = &p.agg {
-                match legacy_correlation(agg, *line, det, &mappings, &p.datasets) {
+            if let Some((agg, _)) = &p.agg {
+                let tf = det.timeframe.clone().unwrap_or_default();
+                match build::legacy(agg, &tf, &mappings, &p.datasets) {
                     Ok(c) => corr = Some(c),
                     Err(e) => {
                         errors.push(err(d, e));
@@ -620,8 +621,9 @@ impl RuleSet {
             let mut feeds = vec![];
             if let Some(mut c) = corr {
                 c.rule = idx;
-                c.sources = vec![idx];
-                feeds.push(set.correlations.len());
+                c.index = set.correlations.len();
+                c.sources[0].rule = idx;
+                feeds.push(c.index);
                 set.correlations.push(c);
             }
             for (ds, (sels, cond, text)) in compiled {
@@ -636,65 +638,9 @@ impl RuleSet {
             }
         }
 
-        // Correlation rules.
-        let mut corr_names: HashMap<String, usize> = HashMap::new();
-        for d in &docs {
-            let Body::Correlation(c) = &d.body else {
-                continue;
-            };
-            match correlation_rule(c, d, &by_ref, &corr_names, &set, &mappings) {
-                Ok(mut spec) => {
-                    let idx = set.rules.len();
-                    let datasets: Vec<String> = spec
-                        .sources
-                        .iter()
-                        .flat_map(|&s| set.rules[s].datasets.clone())
-                        .fold(Vec::new(), |mut acc, x| {
-                            if !acc.contains(&x) {
-                                acc.push(x)
-                            }
-                            acc
-                        });
-                    set.rules.push(RuleInfo {
-                        kind: RuleKind::Correlation,
-                        title: d.meta.title.clone().unwrap_or_default(),
-                        id: d.meta.id.clone(),
-                        name: d.meta.name.clone(),
-                        status: d.meta.status.clone(),
-                        level: d.meta.level.clone(),
-                        description: d.meta.description.clone(),
-                        author: d.meta.author.clone(),
-                        tags: d.meta.tags.clone(),
-                        references: d.meta.references.clone(),
-                        falsepositives: d.meta.falsepositives.clone(),
-                        fields: d.meta.fields.clone(),
-                        logsource: LogSource::default(),
-                        datasets,
-                        origin: d.origin.clone(),
-                        line: d.line,
-                        alerts: true,
-                    });
-                    spec.rule = idx;
-                    let ci = set.correlations.len();
-                    for &s in &spec.sources {
-                        if !c.generate {
-                            set.rules[s].alerts = false;
-                        }
-                        for dsr in &mut set.datasets {
-                            for cr in &mut dsr.rules {
-                                if cr.rule == s && !cr.feeds.contains(&ci) {
-                                    cr.feeds.push(ci);
-                                }
-                            }
-                        }
-                    }
-                    set.correlations.push(spec);
-                    for key in [&d.meta.id, &d.meta.name].into_iter().flatten() {
-                        corr_names.entry(key.clone()).or_insert(idx);
-                    }
-                }
-                Err(p) => errors.push(err(d, p)),
-            }
+        // Correlation rules (in dependency order: correlations may reference correlations).
+        for (di, p) in build::compile_all(&docs, &by_ref, &mut set, &mappings) {
+            errors.push(err(&docs[di], p));
         }
 
         // Intern field paths per dataset, for the per-event cache.
@@ -790,15 +736,11 @@ fn prepare(di: usize, det: &Detection, mappings: &Mappings) -> Result<Prepared, 
         conds.push((p.expr, *line));
     }
     if let Some((a, line)) = &agg {
-        if !matches!(a.func, AggFunc::Count) {
+        if !matches!(a.func, AggFunc::Count) && a.field.is_none() {
             return Err(Problem::new(
                 *line,
-                RejectKind::NotYetSupported,
-                format!(
-                    "the legacy `{:?}` aggregation (a value_sum/value_avg-style correlation) is not yet supported",
-                    a.func
-                )
-                .to_lowercase(),
+                RejectKind::BadAggregation,
+                format!("`{:?}()` needs a field", a.func).to_lowercase(),
             ));
         }
         if det.timeframe.is_none() {
@@ -910,163 +852,4 @@ fn shift(c: Cond, by: usize) -> Cond {
             text,
         },
     }
-}
-
-fn group_paths(
-    fields: &[String],
-    datasets: &[usize],
-    mappings: &Mappings,
-) -> HashMap<usize, Vec<Vec<FieldPath>>> {
-    datasets
-        .iter()
-        .map(|&ds| {
-            (
-                ds,
-                fields
-                    .iter()
-                    .map(|f| map_paths(&mappings.datasets[ds], f))
-                    .collect(),
-            )
-        })
-        .collect()
-}
-
-fn legacy_correlation(
-    agg: &condition::Aggregation,
-    line: usize,
-    det: &Detection,
-    mappings: &Mappings,
-    datasets: &[usize],
-) -> Result<CorrelationSpec, Problem> {
-    let (tf, tf_line) = det.timeframe.clone().unwrap_or_default();
-    let timespan = rule::parse_timespan(&tf).ok_or_else(|| {
-        Problem::new(
-            tf_line,
-            RejectKind::BadAggregation,
-            format!("timeframe `{tf}` is not a time span like 30s, 5m, 1h, 1d"),
-        )
-    })?;
-    let kind = match &agg.field {
-        None => CorrKind::EventCount,
-        Some(_) => CorrKind::ValueCount,
-    };
-    let _ = line;
-    Ok(CorrelationSpec {
-        rule: 0,
-        kind,
-        sources: vec![],
-        group_by: agg.by.clone(),
-        group_paths: group_paths(&agg.by, datasets, mappings),
-        value_field: agg.field.clone(),
-        value_paths: agg
-            .field
-            .as_ref()
-            .map(|f| group_paths(std::slice::from_ref(f), datasets, mappings))
-            .unwrap_or_default(),
-        timespan_ms: timespan,
-        bounds: vec![(agg.op, agg.value)],
-    })
-}
-
-fn correlation_rule(
-    c: &CorrelationDef,
-    d: &Doc,
-    by_ref: &HashMap<String, usize>,
-    corr_names: &HashMap<String, usize>,
-    set: &RuleSet,
-    mappings: &Mappings,
-) -> Result<CorrelationSpec, Problem> {
-    let kind = match c.kind.as_str() {
-        "event_count" => CorrKind::EventCount,
-        "value_count" => CorrKind::ValueCount,
-        "temporal" | "temporal_ordered" | "value_sum" | "value_avg" | "value_percentile"
-        | "value_median" | "value_min" | "value_max" => {
-            return Err(Problem::new(
-                c.kind_line,
-                RejectKind::NotYetSupported,
-                format!(
-                    "correlation type `{}` is not yet supported (event_count and value_count are)",
-                    c.kind
-                ),
-            ))
-        }
-        other => {
-            return Err(Problem::invalid(
-                c.kind_line,
-                format!("unknown correlation type `{other}`"),
-            ))
-        }
-    };
-    if c.aliases {
-        return Err(Problem::new(
-            d.line,
-            RejectKind::NotYetSupported,
-            "correlation `aliases` are not yet supported",
-        ));
-    }
-    let (ts, ts_line) = c
-        .timespan
-        .clone()
-        .ok_or_else(|| Problem::invalid(d.line, "a correlation needs a `timespan`"))?;
-    let timespan_ms = rule::parse_timespan(&ts).ok_or_else(|| {
-        Problem::invalid(
-            ts_line,
-            format!("timespan `{ts}` is not like 30s, 5m, 1h, 1d"),
-        )
-    })?;
-    if c.condition.is_empty() {
-        return Err(Problem::invalid(
-            c.condition_line,
-            format!(
-                "a {} correlation needs a condition such as `gte: 10`",
-                c.kind
-            ),
-        ));
-    }
-    if kind == CorrKind::ValueCount && c.condition_field.is_none() {
-        return Err(Problem::invalid(
-            c.condition_line,
-            "a value_count correlation needs `field` in its condition",
-        ));
-    }
-    let mut sources = Vec::new();
-    for (r, line) in &c.rules {
-        match by_ref.get(r) {
-            Some(&i) => sources.push(i),
-            None if corr_names.contains_key(r) => {
-                return Err(Problem::new(
-                    *line,
-                    RejectKind::NotYetSupported,
-                    format!("correlation chains (`{r}` is a correlation) are not yet supported"),
-                ))
-            }
-            None => {
-                return Err(Problem::new(
-                    *line,
-                    RejectKind::UnknownReference,
-                    format!("the correlation names rule `{r}`, which is not loaded"),
-                ))
-            }
-        }
-    }
-    let datasets: Vec<usize> = sources
-        .iter()
-        .flat_map(|&s| set.rules[s].datasets.iter())
-        .filter_map(|n| mappings.dataset_index(n))
-        .collect();
-    Ok(CorrelationSpec {
-        rule: 0,
-        kind,
-        sources,
-        group_by: c.group_by.clone(),
-        group_paths: group_paths(&c.group_by, &datasets, mappings),
-        value_field: c.condition_field.clone(),
-        value_paths: c
-            .condition_field
-            .as_ref()
-            .map(|f| group_paths(std::slice::from_ref(f), &datasets, mappings))
-            .unwrap_or_default(),
-        timespan_ms,
-        bounds: c.condition.clone(),
-    })
 }

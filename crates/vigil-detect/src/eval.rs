@@ -303,6 +303,7 @@ impl RuleSet {
         alerts: &mut Vec<CorrelationAlert>,
     ) {
         self.run(ev, Some(state), out, alerts);
+        self.advance_correlations(ev, state, alerts);
     }
 
     fn run(

@@ -17,6 +17,7 @@ pub struct Event<'a> {
     raw: Option<&'a str>,
     doc: Doc<'a>,
     time_ms: Option<i64>,
+    origin: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -33,6 +34,7 @@ impl<'a> Event<'a> {
             raw: None,
             doc: Doc::Borrowed(doc),
             time_ms: None,
+            origin: None,
         }
     }
 
@@ -43,6 +45,7 @@ impl<'a> Event<'a> {
             raw: Some(raw),
             doc: Doc::Borrowed(doc),
             time_ms: None,
+            origin: None,
         }
     }
 
@@ -54,6 +57,7 @@ impl<'a> Event<'a> {
             raw: Some(raw),
             doc: Doc::Lazy(OnceCell::new()),
             time_ms: None,
+            origin: None,
         }
     }
 
@@ -62,6 +66,17 @@ impl<'a> Event<'a> {
     pub fn at(mut self, time_ms: i64) -> Self {
         self.time_ms = Some(time_ms);
         self
+    }
+
+    /// Attaches the caller's reference to the event (an opaque number, e.g. file and line);
+    /// correlation alerts carry it in [`crate::ContributingEvent::origin`].
+    pub fn with_ref(mut self, origin: u64) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+
+    pub fn origin(&self) -> Option<u64> {
+        self.origin
     }
 
     pub fn dataset(&self) -> &str {

@@ -52,7 +52,9 @@ mod rule;
 mod value;
 
 pub use compile::{Config, RuleInfo, RuleKind, RuleSet, RuleSource};
-pub use correlation::{ContributingEvent, CorrelationAlert, CorrelationState, Limits};
+pub use correlation::{
+    ContributingEvent, CorrKind, CorrelationAlert, CorrelationState, CorrelationStats, Limits, Op,
+};
 pub use error::{RejectKind, RuleError};
 pub use eval::Match;
 pub use event::Event;

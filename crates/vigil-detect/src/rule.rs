@@ -62,15 +62,41 @@ pub struct FilterDef {
 pub struct CorrelationDef {
     pub kind: String,
     pub kind_line: usize,
+    /// Referenced rules (id or name) with their lines; may be empty when an extended temporal
+    /// condition names them.
     pub rules: Vec<(String, usize)>,
+    pub rules_line: usize,
     pub group_by: Vec<String>,
     pub timespan: Option<(String, usize)>,
-    /// Condition bounds (op, value).
-    pub condition: Vec<(crate::condition::CmpOp, f64)>,
-    pub condition_field: Option<String>,
+    pub condition: CorrCondition,
     pub condition_line: usize,
     pub generate: bool,
-    pub aliases: bool,
+    pub aliases: Vec<AliasDef>,
+}
+
+/// A correlation's `condition`.
+#[derive(Debug, Clone, Default)]
+pub enum CorrCondition {
+    /// No condition (temporal types default to "every referenced rule").
+    #[default]
+    None,
+    /// A mapping: comparison bounds (ANDed), `field` (one name or a list) and `percentile`.
+    Bounds {
+        bounds: Vec<(crate::correlation::Op, f64)>,
+        field: Vec<String>,
+        percentile: Option<f64>,
+    },
+    /// An extended temporal condition: a boolean expression over rule names (`a and not b`).
+    Expr(String),
+}
+
+/// `aliases: {alias: {rule: field}}`.
+#[derive(Debug, Clone)]
+pub struct AliasDef {
+    pub name: String,
+    pub line: usize,
+    /// (rule id or name, field in that rule's events, line)
+    pub fields: Vec<(String, String, usize)>,
 }
 
 fn text(n: &Node) -> Option<String> {
@@ -402,7 +428,7 @@ fn filter(root: &Node, f: &Node, line: usize) -> Result<FilterDef, Problem> {
 }
 
 fn correlation(c: &Node) -> Result<CorrelationDef, Problem> {
-    use crate::condition::CmpOp;
+    use crate::correlation::Op;
     if c.as_map().is_none() {
         return Err(Problem::invalid(c.line, "`correlation` must be a mapping"));
     }
@@ -410,80 +436,147 @@ fn correlation(c: &Node) -> Result<CorrelationDef, Problem> {
         .get("type")
         .ok_or_else(|| Problem::invalid(c.line, "a correlation needs a `type`"))?;
     let kind = text(kind_node).unwrap_or_default();
+    let rules_line = key_line(c, "rules").unwrap_or(c.line);
     let rules: Vec<(String, usize)> = match c.get("rules") {
         Some(n) => match n.as_seq() {
             Some(items) => items
                 .iter()
-                .filter_map(|i| text(i).map(|t| (t, i.line)))
-                .collect(),
+                .map(|i| {
+                    text(i).map(|t| (t, i.line)).ok_or_else(|| {
+                        Problem::invalid(i.line, "a rule reference must be a string")
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             None => text(n).map(|t| vec![(t, n.line)]).unwrap_or_default(),
         },
         None => vec![],
     };
-    if rules.is_empty() {
-        return Err(Problem::invalid(c.line, "a correlation needs `rules`"));
-    }
     let group_by = list(c.get("group-by"));
     let timespan = c
         .get("timespan")
         .or_else(|| c.get("timeframe"))
         .and_then(|n| text(n).map(|t| (t, n.line)));
-    let mut condition = vec![];
-    let mut condition_field = None;
+    let mut condition = CorrCondition::None;
     let mut condition_line = c.line;
     if let Some(cn) = c.get("condition") {
         condition_line = cn.line;
-        let Some(entries) = cn.as_map() else {
+        if let Some(s) = cn.as_scalar().filter(|s| !s.is_null()) {
+            condition = CorrCondition::Expr(s.text.clone());
+        } else {
+            let Some(entries) = cn.as_map() else {
+                return Err(Problem::invalid(
+                    cn.line,
+                    "a correlation condition must be a mapping such as `gte: 10` (or, for temporal types, an expression over rule names)",
+                ));
+            };
+            let mut bounds = vec![];
+            let mut field = vec![];
+            let mut percentile = None;
+            for (k, v) in entries {
+                let key = k.as_scalar().map(|s| s.text.as_str()).unwrap_or("");
+                let op = match key {
+                    "gt" => Op::Gt,
+                    "gte" => Op::Gte,
+                    "lt" => Op::Lt,
+                    "lte" => Op::Lte,
+                    "eq" => Op::Eq,
+                    "neq" => Op::Neq,
+                    "field" => {
+                        field = list(Some(v));
+                        if field.is_empty() {
+                            return Err(Problem::invalid(
+                                v.line,
+                                "`field` needs a field name or a list of them",
+                            ));
+                        }
+                        continue;
+                    }
+                    "percentile" => {
+                        let p = v.as_scalar().and_then(Scalar::as_f64).filter(|p| {
+                            (0.0..=100.0).contains(p)
+                        });
+                        percentile = Some(p.ok_or_else(|| {
+                            Problem::invalid(v.line, "`percentile` needs a number from 0 to 100")
+                        })?);
+                        continue;
+                    }
+                    other => {
+                        return Err(Problem::invalid(
+                            k.line,
+                            format!(
+                                "unknown correlation condition `{other}` (gt, gte, lt, lte, eq, neq, field, percentile)"
+                            ),
+                        ))
+                    }
+                };
+                let n = v
+                    .as_scalar()
+                    .and_then(Scalar::as_f64)
+                    .filter(|n| n.is_finite())
+                    .ok_or_else(|| Problem::invalid(v.line, format!("`{key}` needs a number")))?;
+                bounds.push((op, n));
+            }
+            condition = CorrCondition::Bounds {
+                bounds,
+                field,
+                percentile,
+            };
+        }
+    }
+    let generate = match c.get("generate") {
+        None => false,
+        Some(n) => n
+            .as_scalar()
+            .and_then(Scalar::as_bool)
+            .ok_or_else(|| Problem::invalid(n.line, "`generate` must be true or false"))?,
+    };
+    let mut aliases = vec![];
+    if let Some(a) = c.get("aliases") {
+        let Some(entries) = a.as_map() else {
             return Err(Problem::invalid(
-                cn.line,
-                "a correlation condition must be a mapping such as `gte: 10`",
+                a.line,
+                "`aliases` must map alias names to {rule: field} mappings",
             ));
         };
         for (k, v) in entries {
-            let key = k.as_scalar().map(|s| s.text.as_str()).unwrap_or("");
-            let op = match key {
-                "gt" => CmpOp::Gt,
-                "gte" => CmpOp::Gte,
-                "lt" => CmpOp::Lt,
-                "lte" => CmpOp::Lte,
-                "eq" => CmpOp::Eq,
-                "field" => {
-                    condition_field = text(v);
-                    continue;
-                }
-                other => {
-                    return Err(Problem::invalid(
-                        k.line,
-                        format!(
-                            "unknown correlation condition `{other}` (gt, gte, lt, lte, eq, field)"
-                        ),
-                    ))
-                }
-            };
-            let n = v
+            let name = k
                 .as_scalar()
-                .and_then(Scalar::as_f64)
-                .ok_or_else(|| Problem::invalid(v.line, format!("`{key}` needs a number")))?;
-            condition.push((op, n));
+                .map(|s| s.text.clone())
+                .ok_or_else(|| Problem::invalid(k.line, "an alias name must be a string"))?;
+            let Some(m) = v.as_map() else {
+                return Err(Problem::invalid(
+                    v.line,
+                    format!("alias `{name}` must map rule names to field names"),
+                ));
+            };
+            let mut fields = vec![];
+            for (rk, rv) in m {
+                let (Some(r), Some(f)) = (rk.as_scalar().map(|s| s.text.clone()), text(rv)) else {
+                    return Err(Problem::invalid(
+                        rk.line,
+                        format!("alias `{name}`: each entry is `rule: field`"),
+                    ));
+                };
+                fields.push((r, f, rk.line));
+            }
+            aliases.push(AliasDef {
+                name,
+                line: k.line,
+                fields,
+            });
         }
     }
-    let generate = c
-        .get("generate")
-        .or(None)
-        .and_then(|n| n.as_scalar())
-        .and_then(Scalar::as_bool)
-        .unwrap_or(false);
     Ok(CorrelationDef {
         kind,
         kind_line: kind_node.line,
         rules,
+        rules_line,
         group_by,
         timespan,
         condition,
-        condition_field,
         condition_line,
         generate,
-        aliases: c.get("aliases").is_some(),
+        aliases,
     })
 }
 

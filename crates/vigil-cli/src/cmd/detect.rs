@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use vigil_model::alert::{level_rank, Alert};
 
-use crate::detection::{alert_line_table, load_rules, Detector, RuleOptions};
+use crate::detection::{alert_line_table, load_rules_with_lateness, Detector, RuleOptions};
 use crate::input::{read_inputs, InputOptions};
 use crate::output::{finish, stdout, write_json_line, Format, Table};
 
@@ -52,11 +52,16 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
         },
         None => None,
     };
-    let rules = load_rules(&RuleOptions {
-        paths: args.rules.clone(),
-        builtin: !args.no_default_rules,
-        placeholders: args.placeholders.clone(),
-    })?;
+    // Correlations accept events up to 5 minutes out of order (Zeek writes a connection when
+    // it ends, syslog relays reorder): the input is complete, so waiting costs nothing.
+    let rules = load_rules_with_lateness(
+        &RuleOptions {
+            paths: args.rules.clone(),
+            builtin: !args.no_default_rules,
+            placeholders: args.placeholders.clone(),
+        },
+        5 * 60 * 1000,
+    )?;
     if rules.set.rules().is_empty() {
         bail!("no rules to run: give --rules PATH or drop --no-default-rules");
     }

@@ -52,7 +52,8 @@ pub enum RulesCommand {
         format: Format,
     },
     /// Run every rule against its fixtures (`tests/<rule file stem>/match-*.json` must fire it,
-    /// `nomatch-*.json` must not); exit 1 on any failure.
+    /// `nomatch-*.json` must not; `*.jsonl` fixtures are event sequences for correlations);
+    /// exit 1 on any failure.
     Test {
         #[command(flatten)]
         rules: RuleArgs,
@@ -162,7 +163,7 @@ fn user_fixtures(paths: &[PathBuf]) -> Result<Vec<(String, String, String)>> {
             names.sort();
             for path in names
                 .into_iter()
-                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "jsonl"))
             {
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("cannot read fixture {}", path.display()))?;
@@ -194,19 +195,23 @@ fn test(args: &RuleArgs) -> Result<ExitCode> {
     let (mut passed, mut failed) = (0, 0);
     let mut tested = vec![false; loaded.set.rules().len()];
     for (origin, name, text) in &fixtures {
-        let Some(idx) = loaded.set.rules().iter().position(|r| &r.origin == origin) else {
+        let Some(idx) = builtin::fixture_target(&loaded.set, origin) else {
             eprintln!("FAIL {origin}: fixture {name}: no loaded rule comes from this file");
             failed += 1;
             continue;
         };
-        tested[idx] = true;
+        for (t, r) in tested.iter_mut().zip(loaded.set.rules()) {
+            *t |= &r.origin == origin;
+        }
         let info = &loaded.set.rules()[idx];
-        let dataset = info.datasets.first().map_or("k8s.audit", String::as_str);
-        let mut out = Vec::new();
-        loaded
-            .set
-            .evaluate(&Event::from_raw(dataset, text.trim()), &mut out);
-        let fired = out.iter().any(|m| m.rule == idx);
+        let fired = match builtin::fixture_fires(&loaded.set, idx, name, text) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("FAIL {origin}: {e}");
+                failed += 1;
+                continue;
+            }
+        };
         let expected = name.starts_with("match");
         if fired == expected {
             passed += 1;
@@ -228,9 +233,11 @@ fn test(args: &RuleArgs) -> Result<ExitCode> {
         .rules()
         .iter()
         .zip(&tested)
-        .filter(|(r, t)| !**t && r.kind == vigil_detect::RuleKind::Detection)
+        .filter(|(_, t)| !**t)
         .map(|(r, _)| r.origin.as_str())
         .collect();
+    let mut untested = untested;
+    untested.dedup();
     for origin in &untested {
         eprintln!("note: {origin}: no fixtures");
     }

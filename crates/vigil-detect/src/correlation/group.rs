@@ -1,0 +1,533 @@
+//! Per-group state of a correlation and the per-type algorithms. Items arrive in event-time
+//! order (the reorder buffer guarantees it), so a sliding window is "everything at or after
+//! `t - timespan`" and only its front ever expires.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{key_text, ContributingEvent, CorrKind, CorrelationSpec, CorrelationStats, Limits};
+
+/// One released item: a match, or an inner correlation's alert.
+pub(crate) struct Item {
+    pub t: i64,
+    /// The rule it comes from (a detection rule, or the inner correlation).
+    pub rule: usize,
+    pub value: Option<Value>,
+    pub evidence: Vec<ContributingEvent>,
+}
+
+/// What a condition met in a window amounts to.
+pub(crate) struct Hit {
+    pub count: u64,
+    pub value: Option<f64>,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub events: Vec<ContributingEvent>,
+    pub values: Vec<Value>,
+}
+
+pub(crate) enum Fed {
+    Nothing,
+    /// An anchored window opened at this time (judge it at its end).
+    Opened(i64),
+    Alert(Hit),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Group {
+    /// The group-by values.
+    pub values: Vec<Value>,
+    pub last_t: i64,
+    /// After an alert of a threshold type: events up to this time are absorbed.
+    pub silenced_until: Option<i64>,
+    acc: Acc,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Seen {
+    t: i64,
+    value: Value,
+    evidence: Vec<ContributingEvent>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Chain {
+    start: i64,
+    evidence: Vec<ContributingEvent>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Window {
+    start: i64,
+    last: i64,
+    count: u64,
+    distinct: BTreeMap<String, Value>,
+    nums: Vec<f64>,
+    n: u64,
+    sum: f64,
+    min: Option<f64>,
+    max: Option<f64>,
+    seen: Vec<bool>,
+    evidence: Vec<ContributingEvent>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Acc {
+    /// Sliding event_count: (time, events at that time), oldest first.
+    Count {
+        times: VecDeque<(i64, u32)>,
+        total: u64,
+        evidence: VecDeque<ContributingEvent>,
+    },
+    /// Sliding value_count: value -> its latest occurrence.
+    Distinct {
+        vals: BTreeMap<String, Seen>,
+        oldest: i64,
+    },
+    /// Sliding value_sum: (time, number), oldest first.
+    Sum {
+        items: VecDeque<(i64, f64)>,
+        sum: f64,
+        evidence: VecDeque<ContributingEvent>,
+    },
+    /// Sliding temporal: per referenced rule, its latest match.
+    Temporal { slots: Vec<Option<Seen>> },
+    /// Sliding temporal_ordered: per position, the chain of matches of rules 0..=position in
+    /// order whose first match is the latest.
+    Ordered { stages: Vec<Option<Chain>> },
+    /// Anchored window (None between windows).
+    Window(Option<Box<Window>>),
+}
+
+fn as_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok().filter(|x| x.is_finite()),
+        Value::Bool(_) | Value::Null | Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
+/// Linear interpolation between closest ranks (SQL `PERCENTILE_CONT`).
+pub(crate) fn percentile(nums: &mut [f64], p: f64) -> Option<f64> {
+    if nums.is_empty() {
+        return None;
+    }
+    nums.sort_by(f64::total_cmp);
+    let rank = (p / 100.0).clamp(0.0, 1.0) * (nums.len() - 1) as f64;
+    let lo = rank.floor() as usize;
+    let hi = rank.ceil() as usize;
+    Some(nums[lo] + (nums[hi] - nums[lo]) * (rank - lo as f64))
+}
+
+fn sorted(mut evs: Vec<ContributingEvent>, keep: usize) -> Vec<ContributingEvent> {
+    evs.sort_by_key(|e| e.time_ms);
+    if evs.len() > keep {
+        evs.drain(..evs.len() - keep);
+    }
+    evs
+}
+
+fn push_bounded(q: &mut VecDeque<ContributingEvent>, evs: Vec<ContributingEvent>, keep: usize) {
+    for e in evs {
+        if q.len() >= keep {
+            q.pop_front();
+        }
+        if keep > 0 {
+            q.push_back(e);
+        }
+    }
+}
+
+impl Group {
+    pub fn new(spec: &CorrelationSpec, values: Vec<Value>) -> Group {
+        Group {
+            values,
+            last_t: i64::MIN,
+            silenced_until: None,
+            acc: Acc::new(spec),
+        }
+    }
+
+    pub fn reset(&mut self, spec: &CorrelationSpec) {
+        self.acc = Acc::new(spec);
+    }
+
+    pub fn window_start(&self) -> Option<i64> {
+        match &self.acc {
+            Acc::Window(Some(w)) => Some(w.start),
+            _ => None,
+        }
+    }
+
+    /// Whether nothing at or after `now` can use this group any more.
+    pub fn expired(&self, now: i64, timespan: i64) -> bool {
+        self.window_start().is_none()
+            && self.last_t.saturating_add(timespan) < now
+            && self.silenced_until.is_none_or(|u| u < now)
+    }
+
+    pub fn feed(
+        &mut self,
+        spec: &CorrelationSpec,
+        limits: &Limits,
+        stats: &mut CorrelationStats,
+        item: Item,
+    ) -> Fed {
+        let t = item.t;
+        self.last_t = self.last_t.max(t);
+        let from = t.saturating_sub(spec.timespan_ms);
+        let keep = limits.max_events_per_alert;
+        let positions = || {
+            spec.sources
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.rule == item.rule)
+                .map(|(i, _)| i)
+                .collect::<Vec<_>>()
+        };
+        match &mut self.acc {
+            Acc::Count {
+                times,
+                total,
+                evidence,
+            } => {
+                match times.back_mut() {
+                    Some((x, n)) if *x == t => *n += 1,
+                    _ => times.push_back((t, 1)),
+                }
+                *total += 1;
+                push_bounded(evidence, item.evidence, keep);
+                while times.front().is_some_and(|(x, _)| *x < from) {
+                    let (_, n) = times.pop_front().expect("front");
+                    *total -= n as u64;
+                }
+                while times.len() > limits.max_items_per_group {
+                    let (_, n) = times.pop_front().expect("front");
+                    *total -= n as u64;
+                    stats.dropped_values += n as u64;
+                }
+                while evidence.front().is_some_and(|e| e.time_ms < from) {
+                    evidence.pop_front();
+                }
+                if !spec.cond.holds(*total as f64) {
+                    return Fed::Nothing;
+                }
+                let events: Vec<_> = evidence.drain(..).collect();
+                Fed::Alert(Hit {
+                    count: *total,
+                    value: None,
+                    first_ms: times.front().map_or(t, |x| x.0),
+                    last_ms: t,
+                    events,
+                    values: vec![],
+                })
+            }
+            Acc::Distinct { vals, oldest } => {
+                let Some(v) = item.value else {
+                    return Fed::Nothing;
+                };
+                let k = key_text(&v);
+                if let Some(s) = vals.get_mut(&k) {
+                    s.t = t;
+                    s.evidence = item.evidence;
+                } else if vals.len() < limits.max_values_per_group {
+                    *oldest = (*oldest).min(t);
+                    vals.insert(
+                        k,
+                        Seen {
+                            t,
+                            value: v,
+                            evidence: item.evidence,
+                        },
+                    );
+                } else {
+                    stats.dropped_values += 1;
+                }
+                if *oldest < from {
+                    vals.retain(|_, s| s.t >= from);
+                    *oldest = vals.values().map(|s| s.t).min().unwrap_or(t);
+                }
+                let n = vals.len() as u64;
+                if !spec.cond.holds(n as f64) {
+                    return Fed::Nothing;
+                }
+                let first_ms = vals.values().map(|s| s.t).min().unwrap_or(t);
+                let values = vals.values().take(keep).map(|s| s.value.clone()).collect();
+                let events = sorted(
+                    vals.values()
+                        .flat_map(|s| s.evidence.iter().cloned())
+                        .collect(),
+                    keep,
+                );
+                Fed::Alert(Hit {
+                    count: n,
+                    value: None,
+                    first_ms,
+                    last_ms: t,
+                    events,
+                    values,
+                })
+            }
+            Acc::Sum {
+                items,
+                sum,
+                evidence,
+            } => {
+                let Some(x) = item.value.as_ref().and_then(as_number) else {
+                    stats.missing_values += 1;
+                    return Fed::Nothing;
+                };
+                items.push_back((t, x));
+                *sum += x;
+                push_bounded(evidence, item.evidence, keep);
+                while items.front().is_some_and(|(y, _)| *y < from)
+                    || items.len() > limits.max_items_per_group
+                {
+                    let (y, x) = items.pop_front().expect("front");
+                    *sum -= x;
+                    if y >= from {
+                        stats.dropped_values += 1;
+                    }
+                }
+                if items.is_empty() {
+                    *sum = 0.0;
+                }
+                while evidence.front().is_some_and(|e| e.time_ms < from) {
+                    evidence.pop_front();
+                }
+                if !spec.cond.holds(*sum) {
+                    return Fed::Nothing;
+                }
+                Fed::Alert(Hit {
+                    count: items.len() as u64,
+                    value: Some(*sum),
+                    first_ms: items.front().map_or(t, |x| x.0),
+                    last_ms: t,
+                    events: evidence.drain(..).collect(),
+                    values: vec![],
+                })
+            }
+            Acc::Temporal { slots } => {
+                for p in positions() {
+                    slots[p] = Some(Seen {
+                        t,
+                        value: Value::Null,
+                        evidence: item.evidence.clone(),
+                    });
+                }
+                for s in slots.iter_mut() {
+                    if s.as_ref().is_some_and(|s| s.t < from) {
+                        *s = None;
+                    }
+                }
+                let seen: Vec<bool> = slots.iter().map(Option::is_some).collect();
+                if !spec.cond.holds_for(&seen) {
+                    return Fed::Nothing;
+                }
+                let present: Vec<&Seen> = slots.iter().flatten().collect();
+                Fed::Alert(Hit {
+                    count: present.len() as u64,
+                    value: None,
+                    first_ms: present.iter().map(|s| s.t).min().unwrap_or(t),
+                    last_ms: t,
+                    events: sorted(
+                        present
+                            .iter()
+                            .flat_map(|s| s.evidence.iter().cloned())
+                            .collect(),
+                        keep,
+                    ),
+                    values: vec![],
+                })
+            }
+            Acc::Ordered { stages } => {
+                // Later positions first, so one match never fills two consecutive steps.
+                for p in positions().into_iter().rev() {
+                    let chain = if p == 0 {
+                        Some(Chain {
+                            start: t,
+                            evidence: item.evidence.clone(),
+                        })
+                    } else {
+                        stages[p - 1].as_ref().filter(|c| c.start >= from).map(|c| {
+                            let mut evidence = c.evidence.clone();
+                            evidence.extend(item.evidence.iter().cloned());
+                            Chain {
+                                start: c.start,
+                                evidence,
+                            }
+                        })
+                    };
+                    if let Some(c) = chain {
+                        if stages[p].as_ref().is_none_or(|old| old.start <= c.start) {
+                            stages[p] = Some(c);
+                        }
+                    }
+                }
+                for s in stages.iter_mut() {
+                    if s.as_ref().is_some_and(|c| c.start < from) {
+                        *s = None;
+                    }
+                }
+                let Some(done) = stages.last().and_then(Option::as_ref) else {
+                    return Fed::Nothing;
+                };
+                Fed::Alert(Hit {
+                    count: stages.len() as u64,
+                    value: None,
+                    first_ms: done.start,
+                    last_ms: t,
+                    events: sorted(done.evidence.clone(), keep),
+                    values: vec![],
+                })
+            }
+            Acc::Window(w) => {
+                let opened = w.is_none();
+                let w = w.get_or_insert_with(|| {
+                    Box::new(Window {
+                        start: t,
+                        seen: vec![false; spec.sources.len()],
+                        ..Default::default()
+                    })
+                });
+                w.last = t;
+                w.count += 1;
+                for p in positions() {
+                    w.seen[p] = true;
+                }
+                for e in item.evidence {
+                    if w.evidence.len() < keep {
+                        w.evidence.push(e);
+                    }
+                }
+                match spec.kind {
+                    CorrKind::ValueCount => {
+                        if let Some(v) = item.value {
+                            let k = key_text(&v);
+                            if w.distinct.contains_key(&k)
+                                || w.distinct.len() < limits.max_values_per_group
+                            {
+                                w.distinct.insert(k, v);
+                            } else {
+                                stats.dropped_values += 1;
+                            }
+                        }
+                    }
+                    k if k.numeric() => match item.value.as_ref().and_then(as_number) {
+                        Some(x) => {
+                            w.n += 1;
+                            w.sum += x;
+                            w.min = Some(w.min.map_or(x, |m| m.min(x)));
+                            w.max = Some(w.max.map_or(x, |m| m.max(x)));
+                            if matches!(k, CorrKind::ValuePercentile | CorrKind::ValueMedian) {
+                                if w.nums.len() < limits.max_items_per_group {
+                                    w.nums.push(x);
+                                } else {
+                                    stats.dropped_values += 1;
+                                }
+                            }
+                        }
+                        None => stats.missing_values += 1,
+                    },
+                    _ => {}
+                }
+                if opened {
+                    Fed::Opened(t)
+                } else {
+                    Fed::Nothing
+                }
+            }
+        }
+    }
+
+    /// An anchored window is over: whether its condition held.
+    pub fn judge(&self, spec: &CorrelationSpec, limits: &Limits) -> Option<Hit> {
+        let Acc::Window(Some(w)) = &self.acc else {
+            return None;
+        };
+        let (count, value, ok) = match spec.kind {
+            CorrKind::EventCount => (w.count, None, spec.cond.holds(w.count as f64)),
+            CorrKind::ValueCount => {
+                let n = w.distinct.len() as u64;
+                (n, None, spec.cond.holds(n as f64))
+            }
+            CorrKind::Temporal | CorrKind::TemporalOrdered => {
+                let n = w.seen.iter().filter(|s| **s).count() as u64;
+                (n, None, spec.cond.holds_for(&w.seen))
+            }
+            kind => {
+                let v = match kind {
+                    _ if w.n == 0 => None,
+                    CorrKind::ValueSum => Some(w.sum),
+                    CorrKind::ValueAvg => Some(w.sum / w.n as f64),
+                    CorrKind::ValueMin => w.min,
+                    CorrKind::ValueMax => w.max,
+                    _ => percentile(&mut w.nums.clone(), spec.percentile),
+                };
+                (w.n, v, v.is_some_and(|v| spec.cond.holds(v)))
+            }
+        };
+        ok.then(|| Hit {
+            count,
+            value,
+            first_ms: w.start,
+            last_ms: w.last,
+            events: w.evidence.clone(),
+            values: w
+                .distinct
+                .values()
+                .take(limits.max_events_per_alert)
+                .cloned()
+                .collect(),
+        })
+    }
+}
+
+impl Acc {
+    fn new(spec: &CorrelationSpec) -> Acc {
+        if !spec.sliding {
+            return Acc::Window(None);
+        }
+        match spec.kind {
+            CorrKind::EventCount => Acc::Count {
+                times: VecDeque::new(),
+                total: 0,
+                evidence: VecDeque::new(),
+            },
+            CorrKind::ValueCount => Acc::Distinct {
+                vals: BTreeMap::new(),
+                oldest: i64::MAX,
+            },
+            CorrKind::ValueSum => Acc::Sum {
+                items: VecDeque::new(),
+                sum: 0.0,
+                evidence: VecDeque::new(),
+            },
+            CorrKind::Temporal => Acc::Temporal {
+                slots: vec![None; spec.sources.len()],
+            },
+            CorrKind::TemporalOrdered => Acc::Ordered {
+                stages: vec![None; spec.sources.len()],
+            },
+            _ => Acc::Window(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_interpolate() {
+        assert_eq!(percentile(&mut [], 50.0), None);
+        assert_eq!(percentile(&mut [3.0], 90.0), Some(3.0));
+        assert_eq!(percentile(&mut [4.0, 1.0, 3.0, 2.0], 50.0), Some(2.5));
+        assert_eq!(percentile(&mut [1.0, 2.0, 3.0, 4.0, 5.0], 50.0), Some(3.0));
+        assert_eq!(percentile(&mut [10.0, 20.0], 90.0), Some(19.0));
+        assert_eq!(percentile(&mut [10.0, 20.0], 0.0), Some(10.0));
+        assert_eq!(percentile(&mut [10.0, 20.0], 100.0), Some(20.0));
+    }
+}

@@ -335,6 +335,11 @@ pub fn expand_env(
     let mut out = String::with_capacity(text.len());
     let mut errors = Vec::new();
     for (i, line) in text.split_inclusive('\n').enumerate() {
+        // Comment lines are left alone.
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
         let mut rest = line;
         while let Some(at) = rest.find("${") {
             if at > 0 && rest.as_bytes()[at - 1] == b'$' {

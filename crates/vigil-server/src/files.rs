@@ -1,13 +1,18 @@
 //! The file source: follows the files matching its globs, across rotation by rename and by
 //! copytruncate, and picks up new ones.
 //!
-//! A file is known by its fingerprint (a hash of its first line, at most `fingerprint_bytes`)
-//! together with its device and inode:
-//! - same inode, same fingerprint: the same file (perhaps renamed: rotation by rename);
-//! - same inode, another fingerprint, or shorter than what was read: truncated and rewritten
-//!   (copytruncate): read again from the start;
-//! - same fingerprint on another inode, while the old inode no longer shows that fingerprint:
-//!   the same content moved (the copy of a copytruncate): continue where it was.
+//! A file is known by its fingerprint — a hash of its first `fp_len` bytes, where `fp_len` is
+//! what the file had when first seen, growing up to `fingerprint_bytes` (1024 by default, so
+//! that files sharing a header line, like Zeek's, still differ) — together with its device and
+//! inode:
+//! - same inode, same fingerprint, not shorter than what was read: the same file (perhaps
+//!   renamed: rotation by rename);
+//! - same inode, other content or shorter: truncated (copytruncate) and perhaps rewritten: read
+//!   again from the start;
+//! - same fingerprint on another inode, while the old inode no longer shows it: the same
+//!   content moved (the copy of a copytruncate, a move across file systems): continue where it
+//!   was. While both show it (a copy not yet followed by the truncation) the copy waits, up to
+//!   `COPY_HOLD`, before it is taken for a file of its own.
 //!
 //! Read offsets (always at a line boundary, with the parser flushed) are committed with the
 //! records they produced (see `writer`), so a restart resumes exactly. A rotated file that no
@@ -38,6 +43,9 @@ pub struct FileState {
     pub dev: u64,
     pub ino: u64,
     pub fingerprint: u64,
+    /// Bytes the fingerprint covers.
+    #[serde(default)]
+    pub fp_len: u64,
     pub offset: u64,
     pub dataset: Option<String>,
 }
@@ -67,13 +75,39 @@ pub struct Tailer {
     files: Vec<Tracked>,
     first_scan: bool,
     rejected_shown: u64,
+    /// Possible copies of live files, and since when.
+    held: std::collections::HashMap<(u64, u64), Instant>,
 }
 
-/// (dev, ino, len, fingerprint) of a path; fingerprint None while the first line is incomplete.
-fn identify(path: &str, fp_bytes: usize) -> Option<(u64, u64, u64, Option<u64>, bool)> {
+/// What the scan learns about a path.
+struct Found {
+    path: String,
+    dev: u64,
+    ino: u64,
+    len: u64,
+    /// The first `fingerprint_bytes` bytes (fewer when the file is shorter).
+    head: Vec<u8>,
+}
+
+impl Found {
+    /// The hash of the first `n` bytes, if the file has them.
+    fn hash(&self, n: u64) -> Option<u64> {
+        (n > 0 && self.head.len() as u64 >= n).then(|| xxh3_64(&self.head[..n as usize]))
+    }
+
+    fn matches(&self, t: &FileState) -> bool {
+        self.hash(t.fp_len) == Some(t.fingerprint)
+    }
+}
+
+/// A copy that shows the same content as a live file waits this long before it is taken for a
+/// file of its own (the truncation of a copytruncate normally follows at once).
+const COPY_HOLD: Duration = Duration::from_secs(10);
+
+fn identify(path: &str, fp_bytes: usize) -> Option<Found> {
     let mut f = File::open(path).ok()?;
     let meta = f.metadata().ok()?;
-    if !meta.is_file() {
+    if !meta.is_file() || meta.len() == 0 {
         return None;
     }
     let mut head = vec![0u8; fp_bytes];
@@ -85,14 +119,18 @@ fn identify(path: &str, fp_bytes: usize) -> Option<(u64, u64, u64, Option<u64>, 
             Err(_) => return None,
         }
     }
-    let head = &head[..n];
-    let gzip = head.starts_with(&[0x1f, 0x8b]);
-    let fp = match head.iter().position(|b| *b == b'\n') {
-        Some(i) => Some(xxh3_64(&head[..=i])),
-        None if n == fp_bytes => Some(xxh3_64(head)),
-        None => None,
-    };
-    Some((meta.dev(), meta.ino(), meta.len(), fp, gzip))
+    head.truncate(n);
+    // Compressed rotations (audit.log.1.gz) repeat what was read in plain text.
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return None;
+    }
+    Some(Found {
+        path: path.to_string(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+        len: meta.len(),
+        head,
+    })
 }
 
 impl Tailer {
@@ -123,6 +161,7 @@ impl Tailer {
             files,
             first_scan,
             rejected_shown: 0,
+            held: Default::default(),
         }
     }
 
@@ -143,95 +182,112 @@ impl Tailer {
         }
         paths.sort();
         paths.dedup();
-        let mut found = Vec::new();
-        for p in paths {
-            if let Some((dev, ino, len, Some(fp), false)) = identify(&p, self.cfg.fingerprint_bytes)
-            {
-                found.push((p, dev, ino, len, fp));
-            }
-        }
+        let found: Vec<Found> = paths
+            .iter()
+            .filter_map(|p| identify(p, self.cfg.fingerprint_bytes))
+            .collect();
+        let fp_max = self.cfg.fingerprint_bytes as u64;
         let mut matched = vec![false; self.files.len()];
         let mut assigned = vec![false; found.len()];
         let start_at_end = self.first_scan && self.cfg.start_at_end;
-        // 1. The same file (same inode, same first line, not shorter than what was read).
-        for (k, (path, dev, ino, len, fp)) in found.iter().enumerate() {
+        // 1. The same file: same inode, same content, not shorter than what was read.
+        for (k, f) in found.iter().enumerate() {
             if let Some(i) = (0..self.files.len()).find(|i| {
                 let t = &self.files[*i].st;
                 !matched[*i]
-                    && t.dev == *dev
-                    && t.ino == *ino
-                    && t.fingerprint == *fp
-                    && *len >= t.offset
+                    && t.dev == f.dev
+                    && t.ino == f.ino
+                    && f.matches(t)
+                    && f.len >= t.offset
             }) {
                 let t = &mut self.files[i];
                 matched[i] = true;
                 assigned[k] = true;
                 t.unseen = 0;
-                t.st.path = path.clone();
+                t.st.path = f.path.clone();
+                // The fingerprint grows with the file, up to fingerprint_bytes.
+                if t.st.fp_len < fp_max && f.head.len() as u64 > t.st.fp_len {
+                    t.st.fp_len = f.head.len() as u64;
+                    t.st.fingerprint = xxh3_64(&f.head);
+                }
             }
         }
-        // 2. The same content on another inode, its old inode no longer showing it (the copy
-        //    of a copytruncate, a move across file systems).
-        for (k, (path, dev, ino, len, fp)) in found.iter().enumerate() {
+        // 2. The same content on another inode, the old inode no longer showing it.
+        for (k, f) in found.iter().enumerate() {
             if assigned[k] {
                 continue;
             }
             if let Some(i) = (0..self.files.len()).find(|i| {
                 let t = &self.files[*i].st;
                 !matched[*i]
-                    && t.fingerprint == *fp
+                    && f.matches(t)
                     && !found
                         .iter()
-                        .any(|(_, d, n, _, f)| *d == t.dev && *n == t.ino && *f == *fp)
+                        .any(|o| o.dev == t.dev && o.ino == t.ino && o.matches(t))
             }) {
                 let t = &mut self.files[i];
                 matched[i] = true;
                 assigned[k] = true;
                 t.unseen = 0;
-                t.st.path = path.clone();
-                t.st.dev = *dev;
-                t.st.ino = *ino;
+                t.st.path = f.path.clone();
+                t.st.dev = f.dev;
+                t.st.ino = f.ino;
                 t.handle = None;
-                if *len < t.st.offset {
+                if f.len < t.st.offset {
                     t.st.offset = 0;
                 }
             }
         }
         // 3. Same inode, other content or shorter: truncated (and rewritten): from the start.
-        for (k, (path, dev, ino, _, fp)) in found.iter().enumerate() {
+        for (k, f) in found.iter().enumerate() {
             if assigned[k] {
                 continue;
             }
             if let Some(i) = (0..self.files.len()).find(|i| {
-                !matched[*i] && self.files[*i].st.dev == *dev && self.files[*i].st.ino == *ino
+                !matched[*i] && self.files[*i].st.dev == f.dev && self.files[*i].st.ino == f.ino
             }) {
                 let t = &mut self.files[i];
                 matched[i] = true;
                 assigned[k] = true;
                 t.unseen = 0;
-                t.st.path = path.clone();
-                t.st.fingerprint = *fp;
+                t.st.path = f.path.clone();
+                t.st.fp_len = f.head.len() as u64;
+                t.st.fingerprint = xxh3_64(&f.head);
                 t.st.offset = 0;
                 t.st.dataset = None;
                 t.handle = None;
             }
         }
-        // 4. New files.
-        for (k, (path, dev, ino, len, fp)) in found.iter().enumerate() {
+        // 4. New files; a copy of a live file waits (see COPY_HOLD).
+        let now = Instant::now();
+        self.held
+            .retain(|key, _| found.iter().any(|f| (f.dev, f.ino) == *key));
+        for (k, f) in found.iter().enumerate() {
             if assigned[k] {
                 continue;
             }
+            let copy_of_live = self.files.iter().enumerate().any(|(i, t)| {
+                matched[i] && (t.st.dev, t.st.ino) != (f.dev, f.ino) && f.matches(&t.st)
+            });
+            if copy_of_live {
+                let since = *self.held.entry((f.dev, f.ino)).or_insert(now);
+                if now.duration_since(since) < COPY_HOLD {
+                    continue;
+                }
+            }
+            self.held.remove(&(f.dev, f.ino));
             let offset = if start_at_end {
-                last_line_end(path, *len)
+                last_line_end(&f.path, f.len)
             } else {
                 0
             };
             self.files.push(Tracked {
                 st: FileState {
-                    path: path.clone(),
-                    dev: *dev,
-                    ino: *ino,
-                    fingerprint: *fp,
+                    path: f.path.clone(),
+                    dev: f.dev,
+                    ino: f.ino,
+                    fingerprint: xxh3_64(&f.head),
+                    fp_len: f.head.len() as u64,
                     offset,
                     dataset: None,
                 },

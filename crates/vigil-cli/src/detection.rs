@@ -312,7 +312,10 @@ impl<'r> Detector<'r> {
         for (n, what) in [
             (st.late_events, "arrived later than the allowed lateness"),
             (st.untimed_events, "had no time"),
-            (st.forced_releases, "were released early (reorder buffer full)"),
+            (
+                st.forced_releases,
+                "were released early (reorder buffer full)",
+            ),
         ] {
             if n > 0 {
                 notes.push(format!("{n} matches {what}"));
@@ -322,7 +325,10 @@ impl<'r> Detector<'r> {
             notes.push(format!("{} groups evicted at the cap", st.evicted_groups));
         }
         if st.dropped_values > 0 {
-            notes.push(format!("{} values dropped at per-group caps", st.dropped_values));
+            notes.push(format!(
+                "{} values dropped at per-group caps",
+                st.dropped_values
+            ));
         }
         if !notes.is_empty() {
             eprintln!("vigil: correlations: {} (not correlated)", notes.join(", "));
@@ -338,7 +344,10 @@ impl<'r> Detector<'r> {
         let mut matched = Map::new();
         matched.insert("count".into(), Value::from(c.count));
         if let Some(v) = c.value {
-            let kind = self.set.correlation_kind(c.rule).map_or("value", |k| k.as_str());
+            let kind = self
+                .set
+                .correlation_kind(c.rule)
+                .map_or("value", |k| k.as_str());
             matched.insert(kind.into(), Value::from(v));
         }
         if let Some(field) = &c.field {

@@ -79,7 +79,10 @@ fn run() -> Run {
 fn correlation_alerts(r: &Run) -> Vec<&Value> {
     r.alerts
         .iter()
-        .filter(|a| r.correlation_ids.contains(a["rule"]["id"].as_str().unwrap()))
+        .filter(|a| {
+            r.correlation_ids
+                .contains(a["rule"]["id"].as_str().unwrap())
+        })
         .collect()
 }
 
@@ -142,7 +145,10 @@ fn the_attack_chain_raises_exactly_the_expected_correlations() {
             json!({"SourceIp": "10.0.0.5"}).to_string(),
         ),
         ("Secrets Enumerated Across Namespaces", deployer.clone()),
-        ("Burst of Forbidden Kubernetes API Requests", deployer.clone()),
+        (
+            "Burst of Forbidden Kubernetes API Requests",
+            deployer.clone(),
+        ),
         ("Commands Executed in Pods of Several Namespaces", deployer),
     ]
     .into_iter()
@@ -189,7 +195,10 @@ fn correlation_alerts_point_at_their_events() {
     assert_eq!(bf["matched"]["count"], 10);
     for i in 0..10 {
         let line = at(bf, i);
-        assert!(line.contains("Failed password") && line.contains("203.0.113.77"), "{line}");
+        assert!(
+            line.contains("Failed password") && line.contains("203.0.113.77"),
+            "{line}"
+        );
     }
     // Spraying: the failures that brought the fifth user name.
     let spray = find(&corr, "SSH Password Spraying From One Address");
@@ -225,7 +234,10 @@ fn correlation_alerts_point_at_their_events() {
     );
     assert_eq!(
         places(sa),
-        [("auth.log".to_string(), 54), ("k8s-audit.jsonl".to_string(), 27)]
+        [
+            ("auth.log".to_string(), 54),
+            ("k8s-audit.jsonl".to_string(), 27)
+        ]
     );
     assert!(at(sa, 1).contains("system:serviceaccount:ci:deployer"));
     // The SSH fan-out: ten distinct internal hosts, from the Zeek log.
@@ -236,7 +248,10 @@ fn correlation_alerts_point_at_their_events() {
             .map(|l| ("conn.log".to_string(), l))
             .collect::<Vec<_>>()
     );
-    assert_eq!(fan["matched"]["DestinationIp"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        fan["matched"]["DestinationIp"].as_array().unwrap().len(),
+        10
+    );
     // Kubernetes: secrets in four namespaces (two denied, two allowed), eight denials, three
     // namespaces exec'ed into.
     let secrets = find(&corr, "Secrets Enumerated Across Namespaces");
@@ -288,18 +303,31 @@ fn decoys_raise_nothing() {
     for (file, lines) in &r.files {
         decoy_lines += lines.iter().filter(|l| decoy(file, l)).count();
     }
-    assert!(decoy_lines > 40, "the scenario keeps its decoys ({decoy_lines})");
+    assert!(
+        decoy_lines > 40,
+        "the scenario keeps its decoys ({decoy_lines})"
+    );
     for a in &r.alerts {
         for e in a["events"].as_array().unwrap() {
             let file = e["file"].as_str().unwrap();
             let line = line_at(&r.files, e);
-            assert!(!decoy(file, &line), "{} on a decoy: {line}", a["rule"]["title"]);
+            assert!(
+                !decoy(file, &line),
+                "{} on a decoy: {line}",
+                a["rule"]["title"]
+            );
         }
     }
     // And no correlation fires for them in any other way.
     for a in correlation_alerts(&r) {
         let g = a["group"].to_string();
-        for who in ["alice", "10.0.0.9", "cert-manager", "kube-scheduler", "198.51.100.10"] {
+        for who in [
+            "alice",
+            "10.0.0.9",
+            "cert-manager",
+            "kube-scheduler",
+            "198.51.100.10",
+        ] {
             assert!(!g.contains(who), "{g}");
         }
     }

@@ -388,18 +388,19 @@ fn correlation(
     for a in &c.aliases {
         let mut per = vec![None; targets.len()];
         for (r, f, line) in &a.fields {
-            let target =
-                match resolve(r) {
-                    Some(Ok(t)) => rule_of(t),
-                    _ => return Err(Problem::new(
+            let target = match resolve(r) {
+                Some(Ok(t)) => rule_of(t),
+                _ => {
+                    return Err(Problem::new(
                         *line,
                         RejectKind::UnknownReference,
                         format!(
                             "alias `{}` names rule `{r}`, which the correlation does not reference",
                             a.name
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let mut any = false;
             for (i, t) in targets.iter().enumerate() {
                 if rule_of(*t) == target {

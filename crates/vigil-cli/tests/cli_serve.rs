@@ -113,6 +113,10 @@ impl Server {
     }
 
     fn spawn(&mut self) {
+        self.spawn_env(&[]);
+    }
+
+    fn spawn_env(&mut self, env: &[(&str, &str)]) {
         self.starts += 1;
         let log = fs::OpenOptions::new()
             .create(true)
@@ -125,6 +129,7 @@ impl Server {
             .arg(&self.config)
             .stdout(fs::File::create(out).unwrap())
             .stderr(log)
+            .envs(env.iter().copied())
             .spawn()
             .unwrap();
         self.child = Some(child);
@@ -1109,4 +1114,63 @@ fn interop_kube_apiserver_webhook_backend() {
         }
     }
     assert_eq!(counts.len(), 7150);
+}
+
+/// A full disk: 503 (the apiserver retries), /readyz says so, nothing acknowledged is lost;
+/// once there is room again what was refused is taken.
+#[test]
+fn disk_full_is_503_and_nothing_acknowledged_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = certs(dir.path());
+    let (port, api) = (free_port(), free_port());
+    let cfg = webhook_config(dir.path(), &c, port, api, "");
+    let mut server = Server {
+        child: None,
+        config: cfg.clone(),
+        api,
+        log: cfg.with_extension("log"),
+        starts: 0,
+    };
+    server.spawn_env(&[("VIGIL_TEST_DISK_BYTES", "120000")]);
+    let mut client = webhook_client(port, &c, true);
+    let batch = |b: usize| {
+        event_list(
+            (0..20)
+                .map(|i| event(&format!("d-{b}-{i}"), "ResponseComplete"))
+                .collect(),
+        )
+    };
+    let (mut acked, mut refused) = (Vec::new(), Vec::new());
+    for b in 0..200 {
+        match post(&mut client, &batch(b)).unwrap() {
+            (200, _) => acked.push(b),
+            (503, body) => {
+                assert!(
+                    body["error"].as_str().unwrap().contains("disk full")
+                        || body["error"].as_str().unwrap().contains("not writable"),
+                    "{body}"
+                );
+                refused.push(b)
+            }
+            (st, body) => panic!("{st} {body}"),
+        }
+    }
+    assert!(
+        !acked.is_empty() && !refused.is_empty(),
+        "{} acked, {} refused",
+        acked.len(),
+        refused.len()
+    );
+    assert_eq!(server.get("/readyz").unwrap().0, 503);
+    assert!(server.metric("vigil_store_errors_total") >= 1.0);
+    assert!(server.term().success());
+    // Room again.
+    server.spawn();
+    for b in &refused {
+        assert_eq!(post(&mut client, &batch(*b)).unwrap().0, 200);
+    }
+    assert!(server.term().success());
+    let counts = audit_counts(&dir.path().join("data"));
+    assert_eq!(counts.len(), 200 * 20);
+    assert!(counts.values().all(|n| *n == 1));
 }

@@ -267,6 +267,9 @@ pub struct Writer {
     pub sinks: Vec<Arc<SinkQueue>>,
     pub commit_max: usize,
     last_reopen: Option<Instant>,
+    /// The store takes writes (false after a write error, until reopened). `Shared::store_ok`
+    /// (readiness) turns true again only once a write succeeded.
+    usable: bool,
 }
 
 impl Writer {
@@ -293,6 +296,7 @@ impl Writer {
             sinks,
             commit_max,
             last_reopen: None,
+            usable: true,
         }
     }
 
@@ -353,7 +357,7 @@ impl Writer {
     }
 
     fn try_reopen(&mut self) {
-        if self.store.is_some() && self.shared.store_ok.load(Ordering::Relaxed) {
+        if self.store.is_some() && self.usable {
             return;
         }
         if self
@@ -371,7 +375,7 @@ impl Writer {
                 if let Ok(c) = partition_counts(&self.dir) {
                     self.counts = c;
                 }
-                self.shared.store_ok.store(true, Ordering::Relaxed);
+                self.usable = true;
             }
             Err(e) => eprintln!("vigil serve: store still unavailable: {e}"),
         }
@@ -387,14 +391,11 @@ impl Writer {
             .filter(|s| s.alerts.is_none())
             .map(|s| s.records.len())
             .sum();
-        if !self.shared.store_ok.load(Ordering::Relaxed) {
+        if !self.usable {
             self.try_reopen();
         }
-        let Some(store) = self
-            .store
-            .as_mut()
-            .filter(|_| self.shared.store_ok.load(Ordering::Relaxed))
-        else {
+        let usable = self.usable;
+        let Some(store) = self.store.as_mut().filter(|_| usable) else {
             refuse(
                 group,
                 &self.shared,
@@ -466,6 +467,8 @@ impl Writer {
                 eprintln!("vigil serve: store write failed: {e}");
                 self.shared.metrics.inc("vigil_store_errors_total", &[]);
                 self.shared.store_ok.store(false, Ordering::Relaxed);
+                self.usable = false;
+                self.last_reopen = Some(Instant::now());
                 if with_intent {
                     let _ = self.offsets.write(&Intent {
                         states: BTreeMap::new(),
@@ -481,6 +484,7 @@ impl Writer {
                 return false;
             }
         };
+        self.shared.store_ok.store(true, Ordering::Relaxed);
         if with_intent {
             self.offsets.states.extend(states);
             if let Err(e) = self.offsets.compact() {

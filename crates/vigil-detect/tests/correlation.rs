@@ -786,3 +786,23 @@ fn legacy_aggregations_are_correlations() {
         assert_eq!(run(&s, &evs).len(), n, "{cond}");
     }
 }
+
+#[test]
+fn matched_fields_are_kept_only_when_asked() {
+    let yaml = format!("{BASE}title: c\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 1m\n  condition: {{gte: 2}}\n");
+    for keep in [false, true] {
+        let s = set_with(
+            &yaml,
+            Limits {
+                keep_matched: keep,
+                ..Limits::default()
+            },
+        );
+        let a = run(&s, &[(0, ev("a", "u")), (1, ev("a", "u"))]);
+        let matched = &a[0].events[0].matched;
+        assert_eq!(matched.is_empty(), !keep, "{matched:?}");
+        if keep {
+            assert_eq!(matched, &vec![("verb".to_string(), json!("a"))]);
+        }
+    }
+}

@@ -365,6 +365,12 @@ fn correlation(
             "a correlation needs `rules`",
         ));
     }
+    if refs.len() > 64 {
+        return Err(Problem::invalid(
+            c.rules_line,
+            "a correlation references at most 64 rules",
+        ));
+    }
     let mut targets = vec![];
     for (r, line) in &refs {
         match resolve(r) {

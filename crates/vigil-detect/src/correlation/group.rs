@@ -2,12 +2,12 @@
 //! order (the reorder buffer guarantees it), so a sliding window is "everything at or after
 //! `t - timespan`" and only its front ever expires.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{key_text, ContributingEvent, CorrKind, CorrelationSpec, CorrelationStats, Limits};
+use super::{key_text, CorrKind, CorrelationSpec, CorrelationStats, Ev, Limits};
 
 /// One released item: a match, or an inner correlation's alert.
 pub(crate) struct Item {
@@ -15,7 +15,7 @@ pub(crate) struct Item {
     /// The rule it comes from (a detection rule, or the inner correlation).
     pub rule: usize,
     pub value: Option<Value>,
-    pub evidence: Vec<ContributingEvent>,
+    pub evidence: Vec<Ev>,
 }
 
 /// What a condition met in a window amounts to.
@@ -24,7 +24,7 @@ pub(crate) struct Hit {
     pub value: Option<f64>,
     pub first_ms: i64,
     pub last_ms: i64,
-    pub events: Vec<ContributingEvent>,
+    pub events: Vec<Ev>,
     pub values: Vec<Value>,
 }
 
@@ -38,7 +38,7 @@ pub(crate) enum Fed {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Group {
     /// The group-by values.
-    pub values: Vec<Value>,
+    pub values: Box<[Value]>,
     pub last_t: i64,
     /// After an alert of a threshold type: events up to this time are absorbed.
     pub silenced_until: Option<i64>,
@@ -49,13 +49,13 @@ pub(crate) struct Group {
 struct Seen {
     t: i64,
     value: Value,
-    evidence: Vec<ContributingEvent>,
+    evidence: Vec<Ev>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Chain {
     start: i64,
-    evidence: Vec<ContributingEvent>,
+    evidence: Vec<Ev>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -63,14 +63,15 @@ struct Window {
     start: i64,
     last: i64,
     count: u64,
-    distinct: BTreeMap<String, Value>,
+    distinct: Vec<Value>,
     nums: Vec<f64>,
     n: u64,
     sum: f64,
     min: Option<f64>,
     max: Option<f64>,
-    seen: Vec<bool>,
-    evidence: Vec<ContributingEvent>,
+    /// Bit i: the rule at position i was seen.
+    seen: u64,
+    evidence: Vec<Ev>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,18 +80,15 @@ enum Acc {
     Count {
         times: VecDeque<(i64, u32)>,
         total: u64,
-        evidence: VecDeque<ContributingEvent>,
+        evidence: VecDeque<Ev>,
     },
-    /// Sliding value_count: value -> its latest occurrence.
-    Distinct {
-        vals: BTreeMap<String, Seen>,
-        oldest: i64,
-    },
+    /// Sliding value_count: each distinct value with its latest occurrence.
+    Distinct { vals: Vec<Seen>, oldest: i64 },
     /// Sliding value_sum: (time, number), oldest first.
     Sum {
         items: VecDeque<(i64, f64)>,
         sum: f64,
-        evidence: VecDeque<ContributingEvent>,
+        evidence: VecDeque<Ev>,
     },
     /// Sliding temporal: per referenced rule, its latest match.
     Temporal { slots: Vec<Option<Seen>> },
@@ -121,29 +119,59 @@ pub(crate) fn percentile(nums: &mut [f64], p: f64) -> Option<f64> {
     Some(nums[lo] + (nums[hi] - nums[lo]) * (rank - lo as f64))
 }
 
-fn sorted(mut evs: Vec<ContributingEvent>, keep: usize) -> Vec<ContributingEvent> {
-    evs.sort_by_key(|e| e.time_ms);
+fn sorted(mut evs: Vec<Ev>, keep: usize) -> Vec<Ev> {
+    evs.sort_by_key(Ev::time);
     if evs.len() > keep {
         evs.drain(..evs.len() - keep);
     }
     evs
 }
 
-fn push_bounded(q: &mut VecDeque<ContributingEvent>, evs: Vec<ContributingEvent>, keep: usize) {
+/// Grows one slot at a time: groups mostly hold one or two items, and the default growth
+/// (to four) would multiply their memory.
+fn push_exact<T>(q: &mut VecDeque<T>, x: T) {
+    if q.len() == q.capacity() {
+        q.reserve_exact(1);
+    }
+    q.push_back(x);
+}
+
+fn push_vec_exact<T>(v: &mut Vec<T>, x: T) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(1);
+    }
+    v.push(x);
+}
+
+fn push_bounded(q: &mut VecDeque<Ev>, evs: Vec<Ev>, keep: usize) {
     for e in evs {
         if q.len() >= keep {
             q.pop_front();
         }
         if keep > 0 {
-            q.push_back(e);
+            push_exact(q, e);
         }
     }
+}
+
+/// Whether two values count as the same (as text: `42` and `"42"` are one value).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => x == y,
+        _ => a == b || key_text(a) == key_text(b),
+    }
+}
+
+fn sorted_values<'a>(vals: impl Iterator<Item = &'a Value>, keep: usize) -> Vec<Value> {
+    let mut v: Vec<(String, &Value)> = vals.map(|v| (key_text(v), v)).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.into_iter().take(keep).map(|(_, v)| v.clone()).collect()
 }
 
 impl Group {
     pub fn new(spec: &CorrelationSpec, values: Vec<Value>) -> Group {
         Group {
-            values,
+            values: values.into_boxed_slice(),
             last_t: i64::MIN,
             silenced_until: None,
             acc: Acc::new(spec),
@@ -195,7 +223,7 @@ impl Group {
             } => {
                 match times.back_mut() {
                     Some((x, n)) if *x == t => *n += 1,
-                    _ => times.push_back((t, 1)),
+                    _ => push_exact(times, (t, 1)),
                 }
                 *total += 1;
                 push_bounded(evidence, item.evidence, keep);
@@ -208,7 +236,7 @@ impl Group {
                     *total -= n as u64;
                     stats.dropped_values += n as u64;
                 }
-                while evidence.front().is_some_and(|e| e.time_ms < from) {
+                while evidence.front().is_some_and(|e| e.time() < from) {
                     evidence.pop_front();
                 }
                 if !spec.cond.holds(*total as f64) {
@@ -228,14 +256,13 @@ impl Group {
                 let Some(v) = item.value else {
                     return Fed::Nothing;
                 };
-                let k = key_text(&v);
-                if let Some(s) = vals.get_mut(&k) {
+                if let Some(s) = vals.iter_mut().find(|s| same(&s.value, &v)) {
                     s.t = t;
                     s.evidence = item.evidence;
                 } else if vals.len() < limits.max_values_per_group {
                     *oldest = (*oldest).min(t);
-                    vals.insert(
-                        k,
+                    push_vec_exact(
+                        vals,
                         Seen {
                             t,
                             value: v,
@@ -246,17 +273,17 @@ impl Group {
                     stats.dropped_values += 1;
                 }
                 if *oldest < from {
-                    vals.retain(|_, s| s.t >= from);
-                    *oldest = vals.values().map(|s| s.t).min().unwrap_or(t);
+                    vals.retain(|s| s.t >= from);
+                    *oldest = vals.iter().map(|s| s.t).min().unwrap_or(t);
                 }
                 let n = vals.len() as u64;
                 if !spec.cond.holds(n as f64) {
                     return Fed::Nothing;
                 }
-                let first_ms = vals.values().map(|s| s.t).min().unwrap_or(t);
-                let values = vals.values().take(keep).map(|s| s.value.clone()).collect();
+                let first_ms = vals.iter().map(|s| s.t).min().unwrap_or(t);
+                let values = sorted_values(vals.iter().map(|s| &s.value), keep);
                 let events = sorted(
-                    vals.values()
+                    vals.iter()
                         .flat_map(|s| s.evidence.iter().cloned())
                         .collect(),
                     keep,
@@ -279,7 +306,7 @@ impl Group {
                     stats.missing_values += 1;
                     return Fed::Nothing;
                 };
-                items.push_back((t, x));
+                push_exact(items, (t, x));
                 *sum += x;
                 push_bounded(evidence, item.evidence, keep);
                 while items.front().is_some_and(|(y, _)| *y < from)
@@ -294,7 +321,7 @@ impl Group {
                 if items.is_empty() {
                     *sum = 0.0;
                 }
-                while evidence.front().is_some_and(|e| e.time_ms < from) {
+                while evidence.front().is_some_and(|e| e.time() < from) {
                     evidence.pop_front();
                 }
                 if !spec.cond.holds(*sum) {
@@ -388,28 +415,25 @@ impl Group {
                 let w = w.get_or_insert_with(|| {
                     Box::new(Window {
                         start: t,
-                        seen: vec![false; spec.sources.len()],
                         ..Default::default()
                     })
                 });
                 w.last = t;
                 w.count += 1;
                 for p in positions() {
-                    w.seen[p] = true;
+                    w.seen |= 1 << p;
                 }
                 for e in item.evidence {
                     if w.evidence.len() < keep {
-                        w.evidence.push(e);
+                        push_vec_exact(&mut w.evidence, e);
                     }
                 }
                 match spec.kind {
                     CorrKind::ValueCount => {
                         if let Some(v) = item.value {
-                            let k = key_text(&v);
-                            if w.distinct.contains_key(&k)
-                                || w.distinct.len() < limits.max_values_per_group
-                            {
-                                w.distinct.insert(k, v);
+                            if w.distinct.iter().any(|x| same(x, &v)) {
+                            } else if w.distinct.len() < limits.max_values_per_group {
+                                push_vec_exact(&mut w.distinct, v);
                             } else {
                                 stats.dropped_values += 1;
                             }
@@ -454,8 +478,11 @@ impl Group {
                 (n, None, spec.cond.holds(n as f64))
             }
             CorrKind::Temporal | CorrKind::TemporalOrdered => {
-                let n = w.seen.iter().filter(|s| **s).count() as u64;
-                (n, None, spec.cond.holds_for(&w.seen))
+                let seen: Vec<bool> = (0..spec.sources.len())
+                    .map(|i| w.seen & (1 << i) != 0)
+                    .collect();
+                let n = seen.iter().filter(|s| **s).count() as u64;
+                (n, None, spec.cond.holds_for(&seen))
             }
             kind => {
                 let v = match kind {
@@ -475,12 +502,7 @@ impl Group {
             first_ms: w.start,
             last_ms: w.last,
             events: w.evidence.clone(),
-            values: w
-                .distinct
-                .values()
-                .take(limits.max_events_per_alert)
-                .cloned()
-                .collect(),
+            values: sorted_values(w.distinct.iter(), limits.max_events_per_alert),
         })
     }
 }
@@ -497,7 +519,7 @@ impl Acc {
                 evidence: VecDeque::new(),
             },
             CorrKind::ValueCount => Acc::Distinct {
-                vals: BTreeMap::new(),
+                vals: Vec::new(),
                 oldest: i64::MAX,
             },
             CorrKind::ValueSum => Acc::Sum {

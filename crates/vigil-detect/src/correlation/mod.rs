@@ -140,6 +140,10 @@ pub struct Limits {
     pub allowed_lateness_ms: i64,
     /// Matches held in the reorder buffer; beyond it the oldest are released early (counted).
     pub max_pending: usize,
+    /// Keep each contributing event's matched fields in correlation state, for
+    /// [`ContributingEvent::matched`]. Off (the default), alerts name their events by
+    /// reference, time and id only, and a group takes far less memory.
+    pub keep_matched: bool,
 }
 
 impl Default for Limits {
@@ -151,6 +155,7 @@ impl Default for Limits {
             max_items_per_group: 10_000,
             allowed_lateness_ms: 0,
             max_pending: 1_000_000,
+            keep_matched: false,
         }
     }
 }
@@ -219,6 +224,49 @@ pub struct ContributingEvent {
     pub matched: Vec<(String, Value)>,
 }
 
+/// A contributing event as correlation state keeps it (compact; see [`ContributingEvent`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Ev {
+    rule: u32,
+    t: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<Box<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    matched: Option<Box<[(String, Value)]>>,
+}
+
+impl Ev {
+    pub(crate) fn time(&self) -> i64 {
+        self.t
+    }
+
+    fn public(&self) -> ContributingEvent {
+        ContributingEvent {
+            rule: self.rule as usize,
+            time_ms: self.t,
+            id: self.id.as_deref().map(str::to_string),
+            origin: self.origin,
+            matched: self
+                .matched
+                .as_deref()
+                .map(<[_]>::to_vec)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn from_public(e: &ContributingEvent) -> Ev {
+        Ev {
+            rule: e.rule as u32,
+            t: e.time_ms,
+            origin: e.origin,
+            id: e.id.as_deref().map(Box::from),
+            matched: (!e.matched.is_empty()).then(|| e.matched.clone().into_boxed_slice()),
+        }
+    }
+}
+
 /// A correlation whose condition was met.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CorrelationAlert {
@@ -273,7 +321,7 @@ struct Pending {
     rule: usize,
     group: Vec<Value>,
     value: Option<Value>,
-    evidence: Vec<ContributingEvent>,
+    evidence: Vec<Ev>,
 }
 
 /// Mutable state of every correlation of one rule set. Serializable, for checkpoints; a state
@@ -281,11 +329,11 @@ struct Pending {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CorrelationState {
     /// Per correlation: group key -> group.
-    groups: Vec<HashMap<String, Group>>,
+    groups: Vec<HashMap<Box<str>, Box<Group>>>,
     #[serde(with = "pairs")]
     pending: BTreeMap<(i64, u64), Pending>,
     /// Anchored windows to judge: (end, correlation, group key, window start).
-    timers: BTreeSet<(i64, usize, String, i64)>,
+    timers: BTreeSet<(i64, usize, Box<str>, i64)>,
     /// The latest event time seen.
     watermark: i64,
     /// Events before this time are too late (raised by early releases).
@@ -358,7 +406,7 @@ impl CorrelationState {
             .max(self.floor)
     }
 
-    fn groups_of(&mut self, ci: usize) -> &mut HashMap<String, Group> {
+    fn groups_of(&mut self, ci: usize) -> &mut HashMap<Box<str>, Box<Group>> {
         if self.groups.len() <= ci {
             self.groups.resize_with(ci + 1, HashMap::new);
             self.swept.resize(ci + 1, i64::MIN);
@@ -521,16 +569,18 @@ impl CorrelationSpec {
         } else {
             None
         };
-        let contributing = ContributingEvent {
-            rule,
-            time_ms: t,
+        let contributing = Ev {
+            rule: rule as u32,
+            t,
             id: ds
                 .id_path
                 .as_ref()
                 .and_then(|p| first_value(std::slice::from_ref(p), doc))
-                .map(|v| key_text(&v)),
+                .map(|v| key_text(&v).into_boxed_str()),
             origin: ev.origin(),
-            matched: matched.to_vec(),
+            matched: limits
+                .keep_matched
+                .then(|| matched.to_vec().into_boxed_slice()),
         };
         let p = Pending {
             corr: self.index,
@@ -563,7 +613,7 @@ impl CorrelationSpec {
             value: hit.value,
             first_ms: hit.first_ms,
             last_ms: hit.last_ms,
-            events: hit.events,
+            events: hit.events.iter().map(Ev::public).collect(),
             values: hit.values,
         }
     }
@@ -676,11 +726,12 @@ impl crate::RuleSet {
         {
             self.sweep(st, ci, t);
         }
-        if !st.groups_of(ci).contains_key(&key) && st.groups[ci].len() >= limits.max_groups {
+        if !st.groups_of(ci).contains_key(key.as_str()) && st.groups[ci].len() >= limits.max_groups
+        {
             self.sweep(st, ci, t);
             let groups = &mut st.groups[ci];
             if groups.len() >= limits.max_groups {
-                let mut ages: Vec<(i64, String)> =
+                let mut ages: Vec<(i64, Box<str>)> =
                     groups.iter().map(|(k, g)| (g.last_t, k.clone())).collect();
                 ages.sort();
                 let n = (groups.len() / 8).max(1);
@@ -696,9 +747,10 @@ impl crate::RuleSet {
             stats,
             ..
         } = st;
+        let key: Box<str> = key.into_boxed_str();
         let g = groups[ci]
             .entry(key.clone())
-            .or_insert_with(|| Group::new(spec, values));
+            .or_insert_with(|| Box::new(Group::new(spec, values)));
         if let Some(until) = g.silenced_until {
             if t <= until {
                 stats.suppressed_events += 1;
@@ -762,7 +814,7 @@ impl crate::RuleSet {
                 t,
                 rule: spec.rule,
                 value,
-                evidence: a.events.clone(),
+                evidence: a.events.iter().map(Ev::from_public).collect(),
             };
             self.feed(st, outer, group, item, alerts);
         }
@@ -800,8 +852,14 @@ impl crate::RuleSet {
         state.watermark = state.watermark.max(now_ms);
         let h = state.horizon(&self.limits);
         self.drain(state, h, alerts);
-        for ci in 0..self.correlations.len() {
-            self.sweep(state, ci, h);
+        for (ci, c) in self.correlations.iter().enumerate() {
+            let due = state
+                .swept
+                .get(ci)
+                .is_none_or(|s| h.saturating_sub(*s) > c.timespan_ms.max(1000));
+            if due {
+                self.sweep(state, ci, h);
+            }
         }
     }
 }

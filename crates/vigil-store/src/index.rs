@@ -27,12 +27,10 @@ use crate::query::{self, ip_range, ip_value, lookup, Query, Val};
 /// Keyword fields: indexed untokenized, exact and case-sensitive.
 pub const KEYWORDS: &[&str] = &[
     "vigil.kind",
-    "vigil.source",
     "vigil.redacted",
     "event.dataset",
     "event.action",
     "event.outcome",
-    "event.category",
     "user.name",
     "user.effective.name",
     "user.groups",
@@ -47,7 +45,6 @@ pub const KEYWORDS: &[&str] = &[
     "objectRef.apiGroup",
     "stage",
     "level",
-    "user_agent.original",
     "rule.id",
     "rule.level",
 ];
@@ -144,14 +141,7 @@ impl Fields {
     }
 
     /// The index document of one record.
-    pub fn document(
-        &self,
-        doc: &Value,
-        loc: u64,
-        pid: u32,
-        ts: i64,
-        source: &str,
-    ) -> TantivyDocument {
+    pub fn document(&self, doc: &Value, loc: u64, pid: u32, ts: i64) -> TantivyDocument {
         let mut d = TantivyDocument::new();
         d.add_u64(self.loc, loc);
         d.add_u64(self.pid, u64::from(pid));
@@ -159,7 +149,6 @@ impl Fields {
         let mut values = Vec::new();
         for (name, field) in &self.keywords {
             match *name {
-                "vigil.source" => d.add_text(*field, source),
                 "vigil.kind" => {
                     let kind = doc
                         .pointer("/vigil/kind")

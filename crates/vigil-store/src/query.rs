@@ -655,9 +655,25 @@ fn as_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Keys whose values are not free text (ids, times, versions).
+/// Keys whose values are not free text (ids, times, versions), or only repeat other fields
+/// (the ECS copies of native fields).
 pub fn is_free_text_key(key: &str) -> bool {
-    !(key == "auditID"
+    !(matches!(
+        key,
+        "event"
+            | "url"
+            | "user_agent"
+            | "orchestrator"
+            | "related"
+            | "source"
+            | "destination"
+            | "http"
+            | "kind"
+            | "apiVersion"
+            | "level"
+            | "stage"
+            | "verb"
+    ) || key == "auditID"
         || key == "uid"
         || key == "id"
         || key == "resourceVersion"
@@ -676,7 +692,7 @@ pub fn text_values(doc: &Value) -> Vec<&str> {
             Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
             Value::Object(m) => {
                 for (k, v) in m {
-                    if is_free_text_key(k) && k != "event" {
+                    if is_free_text_key(k) {
                         walk(v, out);
                     }
                 }

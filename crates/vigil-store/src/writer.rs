@@ -282,7 +282,6 @@ impl Store {
                             index::loc(id, r.seq),
                             id,
                             r.event_time,
-                            &r.source,
                         ))?;
                 }
             }
@@ -490,13 +489,11 @@ impl Store {
                 let Some(loc) = ack.locs[i] else { continue };
                 self.indexer
                     .writer
-                    .add_document(self.indexer.fields.document(
-                        &r.doc,
-                        loc,
-                        p.id,
-                        r.event_time,
-                        &r.source,
-                    ))?;
+                    .add_document(
+                        self.indexer
+                            .fields
+                            .document(&r.doc, loc, p.id, r.event_time),
+                    )?;
             }
             self.indexer.indexed.insert(p.id, p.next_seq);
             self.indexer.pending += idxs.len() as u64;

@@ -406,3 +406,25 @@ fn alerts_are_stored_with_stable_ids() {
         .unwrap();
     assert_eq!(by_id.events.len(), 1);
 }
+
+/// Stored Kubernetes documents are a delta on the normalizer's output (`FLAG_K8S_V1`): its
+/// output must not change silently. If this fails because `vigil_normalize::k8s::normalize`
+/// changed on purpose, records already stored would read back differently: keep the old
+/// behaviour under FLAG_K8S_V1 and give the new one a new flag.
+#[test]
+fn the_k8s_normalizer_stored_documents_depend_on_is_pinned() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let raw = std::fs::read_to_string(format!("{dir}/tests/fixtures/k8s-event.json")).unwrap();
+    let want: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{dir}/tests/fixtures/k8s-normalized-v1.json")).unwrap(),
+    )
+    .unwrap();
+    let rec = prepare::k8s_event(raw.trim(), "x", 0).unwrap();
+    assert_eq!(rec.doc(), &want);
+    let back = prepare::materialize(
+        vigil_store::segment::FLAG_K8S_V1,
+        raw.trim().as_bytes(),
+        b"",
+    );
+    assert_eq!(back, want);
+}

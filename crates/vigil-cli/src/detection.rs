@@ -428,6 +428,18 @@ pub fn alert_line_table(a: &Alert, doc: Option<&Value>) -> Vec<String> {
             }
             s
         }
+        None if doc.is_none() => a
+            .matched
+            .iter()
+            .map(|(k, v)| match v {
+                Value::Array(xs) => format!(
+                    "{k}: {}",
+                    xs.iter().map(text).collect::<Vec<_>>().join(",")
+                ),
+                v => format!("{k}: {}", text(v)),
+            })
+            .collect::<Vec<_>>()
+            .join("  "),
         None => from_doc(&["/event/action", "/verb", "/message"]),
     };
     let where_ = a

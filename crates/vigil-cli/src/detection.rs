@@ -432,10 +432,9 @@ pub fn alert_line_table(a: &Alert, doc: Option<&Value>) -> Vec<String> {
             .matched
             .iter()
             .map(|(k, v)| match v {
-                Value::Array(xs) => format!(
-                    "{k}: {}",
-                    xs.iter().map(text).collect::<Vec<_>>().join(",")
-                ),
+                Value::Array(xs) => {
+                    format!("{k}: {}", xs.iter().map(text).collect::<Vec<_>>().join(","))
+                }
                 v => format!("{k}: {}", text(v)),
             })
             .collect::<Vec<_>>()

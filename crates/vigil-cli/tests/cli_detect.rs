@@ -48,21 +48,53 @@ fn the_example_attack_chain_is_detected_and_nothing_else() {
     insta::assert_snapshot!("example_alerts_jsonl", text(&out.stdout));
 }
 
+/// Rule id -> kind ("detection" or "correlation"), from `vigil rules list`.
+fn rule_kinds() -> std::collections::HashMap<String, String> {
+    let out = vigil(&["rules", "list", "--format", "jsonl"]);
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|r| {
+            Some((
+                r["id"].as_str()?.to_string(),
+                r["kind"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
 #[test]
 fn alert_lines_follow_the_contract() {
     let out = vigil(&["detect", EXAMPLE]);
+    let kinds = rule_kinds();
+    let mut correlations = 0;
     for a in alerts(&out) {
         for key in ["id", "title", "level", "tags"] {
             assert!(a["rule"].get(key).is_some(), "rule.{key} missing: {a}");
         }
         assert!(a["time"].as_str().unwrap().ends_with('Z'));
-        assert!(a["group"].as_object().unwrap().is_empty());
+        let kind = &kinds[a["rule"]["id"].as_str().unwrap()];
+        if kind == "correlation" {
+            correlations += 1;
+            assert!(
+                !a["group"].as_object().unwrap().is_empty(),
+                "a correlation groups: {a}"
+            );
+            assert!(a["events"].as_array().unwrap().len() > 1, "{a}");
+        } else {
+            assert!(a["group"].as_object().unwrap().is_empty(), "{a}");
+            assert_eq!(a["events"].as_array().unwrap().len(), 1, "{a}");
+        }
         let ev = &a["events"][0];
         assert_eq!(ev["dataset"], "k8s.audit");
         assert_eq!(ev["file"], EXAMPLE);
         assert!(ev["line"].as_u64().unwrap() > 0 && ev["id"].is_string());
         assert!(a["matched"].is_object());
     }
+    assert!(
+        correlations >= 1,
+        "the secrets enumeration across namespaces correlates"
+    );
 }
 
 #[test]

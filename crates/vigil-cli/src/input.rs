@@ -26,6 +26,10 @@ pub struct InputOptions {
     /// Year of syslog lines that carry none (default: inferred from the file's modification time).
     #[arg(long)]
     pub year: Option<i32>,
+    /// Read the inputs as generic JSON lines mapped to ECS fields by this YAML file
+    /// (`dataset`, `timestamp: {field, format}`, `fields: {ecs.field: source.path}`, `constants`).
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<std::path::PathBuf>,
 }
 
 /// One event on its way to detection.
@@ -110,6 +114,27 @@ impl FileEvents {
     fn open(path: &str, opts: &InputOptions) -> Result<FileEvents> {
         let progress = Progress::for_file(path);
         let mut reader = open_input_counted(path, progress.counter())?;
+        if let Some(mapping) = &opts.mapping {
+            let text = std::fs::read_to_string(mapping)
+                .with_context(|| format!("cannot read mapping file {}", mapping.display()))?;
+            let mapping =
+                vigil_normalize::json_mapped::JsonMapping::from_yaml(&text).map_err(|e| {
+                    anyhow::anyhow!("{}: {e}", opts.mapping.as_ref().unwrap().display())
+                })?;
+            let dataset = Dataset::Json(mapping.dataset.clone());
+            return Ok(FileEvents {
+                path: path.to_string(),
+                progress,
+                kind: Kind::Lines {
+                    reader,
+                    parser: Box::new(vigil_normalize::json_mapped::JsonMappedParser::new(mapping)),
+                    dataset,
+                    line_no: 0,
+                    pending: VecDeque::new(),
+                    done: false,
+                },
+            });
+        }
         let dataset = dataset_for(path, &mut reader, opts)?;
         let kind = if dataset == Dataset::K8sAudit {
             Kind::Audit(RawAuditRecords::new(path, reader))

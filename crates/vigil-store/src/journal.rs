@@ -1,12 +1,15 @@
 //! One partition's journal on disk: scanning segment files into a block map (cutting a torn
 //! tail when writing), reading records back, and appending blocks.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::segment::{
-    self, BlockHeader, Hash, SegmentHeader, StoredRecord, BLOCK_HEADER_LEN, HEADER_LEN,
+    self, BlockHeader, Decoder, Hash, SegmentHeader, StoredRecord, BLOCK_HEADER_LEN,
+    DICT_HEADER_LEN, HEADER_LEN,
 };
 use crate::{Fault, StoreError};
 
@@ -29,6 +32,42 @@ pub struct Scan {
     pub torn: Option<(PathBuf, u64)>,
     pub next_seq: u64,
     pub head: Option<Hash>,
+    /// The dictionary of each segment that has one.
+    pub dicts: BTreeMap<u32, Arc<Vec<u8>>>,
+}
+
+/// Reads the dictionary section of a segment file (after its header), if it has one:
+/// `Ok(None)` none, `Err(offset)` damaged or cut (the offset where it starts).
+fn read_dict(f: &mut File, len: u64) -> std::io::Result<Result<Option<Vec<u8>>, u64>> {
+    let mut head = [0u8; DICT_HEADER_LEN];
+    if len < (HEADER_LEN + 4) as u64 || !read_exact_at(f, HEADER_LEN as u64, &mut head[..4])? {
+        return Ok(Ok(None));
+    }
+    if &head[..4] != segment::DICT_MAGIC {
+        return Ok(Ok(None));
+    }
+    if !read_exact_at(f, HEADER_LEN as u64, &mut head)? {
+        return Ok(Err(HEADER_LEN as u64));
+    }
+    let n = u32::from_le_bytes(head[4..8].try_into().unwrap_or_default()) as usize;
+    if n > segment::MAX_PAYLOAD {
+        return Ok(Err(HEADER_LEN as u64));
+    }
+    let mut buf = vec![0u8; DICT_HEADER_LEN + n];
+    if !read_exact_at(f, HEADER_LEN as u64, &mut buf)? {
+        return Ok(Err(HEADER_LEN as u64));
+    }
+    Ok(match segment::parse_dict(&buf) {
+        Some(Ok((d, _))) => Ok(Some(d.to_vec())),
+        _ => Err(HEADER_LEN as u64),
+    })
+}
+
+/// The dictionary of a segment file, if it has a sound one.
+pub fn segment_dict(path: &Path) -> Option<Vec<u8>> {
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    read_dict(&mut f, len).ok()?.ok()?
 }
 
 pub fn segment_name(n: u32) -> String {
@@ -98,6 +137,24 @@ pub fn scan(dir: &Path) -> Result<Scan, StoreError> {
             )));
         }
         let mut offset = HEADER_LEN as u64;
+        match read_dict(&mut f, len).map_err(|e| StoreError::io(path, e))? {
+            Ok(Some(d)) => {
+                offset += (DICT_HEADER_LEN + d.len()) as u64;
+                scan.dicts.insert(*n, Arc::new(d));
+            }
+            Ok(None) => {}
+            Err(at) if is_last => {
+                scan.torn = Some((path.clone(), at));
+                scan.segments.push((*n, path.clone(), at));
+                break;
+            }
+            Err(_) => {
+                return Err(StoreError::Corrupt(format!(
+                    "{}: damaged dictionary; run `vigil verify`",
+                    path.display()
+                )))
+            }
+        }
         let mut block = 0u32;
         let mut good_end = offset;
         loop {
@@ -152,8 +209,12 @@ pub fn scan(dir: &Path) -> Result<Scan, StoreError> {
     Ok(scan)
 }
 
-/// Reads and decodes one block.
-pub fn read_block(dir: &Path, b: &BlockPos) -> Result<Vec<StoredRecord>, StoreError> {
+/// Reads and decodes one block (`dec` holds its segment's dictionary).
+pub fn read_block(
+    dir: &Path,
+    b: &BlockPos,
+    dec: &mut Decoder,
+) -> Result<Vec<StoredRecord>, StoreError> {
     let path = dir.join(segment_name(b.segment));
     let mut f = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
     let mut buf = vec![0u8; BLOCK_HEADER_LEN + b.header.payload_len as usize];
@@ -174,7 +235,7 @@ pub fn read_block(dir: &Path, b: &BlockPos) -> Result<Vec<StoredRecord>, StoreEr
             b.offset
         )));
     }
-    segment::decode_block(&b.header, &buf[BLOCK_HEADER_LEN..])
+    segment::decode_block(&b.header, &buf[BLOCK_HEADER_LEN..], dec)
         .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))
 }
 
@@ -194,12 +255,13 @@ pub fn write_all(
     file.write_all(bytes).map_err(|e| StoreError::io(path, e))
 }
 
-/// Opens (creating) a segment file for appending.
+/// Opens (creating) a segment file for appending; returns its length.
 pub fn create_segment(
     dir: &Path,
     header: &SegmentHeader,
+    dict: Option<&[u8]>,
     fault: &Option<Fault>,
-) -> Result<(File, PathBuf), StoreError> {
+) -> Result<(File, PathBuf, u64), StoreError> {
     let path = dir.join(segment_name(header.number));
     let mut f = OpenOptions::new()
         .create(true)
@@ -207,8 +269,12 @@ pub fn create_segment(
         .write(true)
         .open(&path)
         .map_err(|e| StoreError::io(&path, e))?;
-    write_all(&mut f, &path, &header.encode(), fault)?;
-    Ok((f, path))
+    let mut bytes = header.encode().to_vec();
+    if let Some(d) = dict {
+        bytes.extend_from_slice(&segment::encode_dict(d));
+    }
+    write_all(&mut f, &path, &bytes, fault)?;
+    Ok((f, path, bytes.len() as u64))
 }
 
 pub fn open_append(path: &Path, len: u64) -> Result<File, StoreError> {

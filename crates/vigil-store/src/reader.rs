@@ -16,7 +16,7 @@ use crate::index::{self, Fields, Hit, HitCollector};
 use crate::journal::{self, BlockPos};
 use crate::prepare;
 use crate::query::{self, Query};
-use crate::segment::{StoredRecord, FLAG_REDACTED};
+use crate::segment::{Decoder, StoredRecord, FLAG_REDACTED};
 use crate::{list_partitions, StoreError};
 
 /// A partition as the reader sees it.
@@ -28,6 +28,8 @@ pub struct PartInfo {
     pub day: String,
     pub dir: PathBuf,
     pub blocks: Vec<BlockPos>,
+    /// Segment dictionaries.
+    pub dicts: std::collections::BTreeMap<u32, std::sync::Arc<Vec<u8>>>,
     /// Records served: those covered by a signed checkpoint.
     pub count: u64,
     /// Records in the index.
@@ -120,6 +122,7 @@ pub struct Reader {
     by_id: HashMap<u32, usize>,
     index: Option<IndexHandle>,
     cache: RefCell<Vec<CachedBlock>>,
+    decoders: RefCell<HashMap<(u32, u32), Decoder>>,
 }
 
 const CACHE_BLOCKS: usize = 8;
@@ -165,6 +168,7 @@ impl Reader {
                 day: meta.day,
                 dir: path,
                 blocks,
+                dicts: scan.dicts,
                 count,
                 indexed: indexed.get(&meta.id).copied().unwrap_or(0).min(count),
                 bytes,
@@ -177,6 +181,7 @@ impl Reader {
             by_id,
             index: index.map(|(h, _)| h),
             cache: RefCell::new(Vec::new()),
+            decoders: RefCell::new(HashMap::new()),
         })
     }
 
@@ -212,13 +217,25 @@ impl Reader {
         {
             return Ok(hit);
         }
-        let recs = Rc::new(journal::read_block(&part.dir, b)?);
+        let recs = Rc::new(self.read_block(part, b)?);
         let mut cache = self.cache.borrow_mut();
         if cache.len() >= CACHE_BLOCKS {
             cache.remove(0);
         }
         cache.push((key.0, key.1, recs.clone()));
         Ok(recs)
+    }
+
+    fn read_block(&self, part: &PartInfo, b: &BlockPos) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut decs = self.decoders.borrow_mut();
+        let key = (part.id, b.segment);
+        let dec = match decs.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                Decoder::new(part.dicts.get(&b.segment).map(|d| &d[..])).map_err(StoreError::Io)?,
+            ),
+        };
+        journal::read_block(&part.dir, b, dec)
     }
 
     fn event(&self, part: &PartInfo, r: &StoredRecord) -> StoredEvent {
@@ -262,7 +279,7 @@ impl Reader {
             if b.header.first_seq + u64::from(b.header.count) <= from {
                 continue;
             }
-            let recs = journal::read_block(&part.dir, b)?;
+            let recs = self.read_block(part, b)?;
             for r in recs.iter().filter(|r| r.seq >= from && r.seq < part.count) {
                 if !each(self.event(part, r))? {
                     return Ok(());

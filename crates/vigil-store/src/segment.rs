@@ -2,10 +2,11 @@
 //! records, each record chained to the one before it by SHA-256.
 //!
 //! ```text
-//! segment  = header(64) block*
+//! segment  = header(64) dict? block*
 //! header   = "VIGILSG1" | segment no u32 | first seq u64 | prev hash [32] | xxh3(0..52) u64 | 0u32
-//! block    = "VBK1" | payload len u32 | count u32 | first seq u64 | last hash [32]
-//!            | xxh3(header[0..52] ++ payload) u64 | raw len u32 | payload (zstd)
+//! dict     = "VDC1" | len u32 | xxh3(dict) u64 | zstd dictionary (trained on the partition)
+//! block    = "VBK1" | payload len u32 | count u32 (bit 31: uses the dict) | first seq u64
+//!            | last hash [32] | xxh3(header[0..52] ++ payload) u64 | raw len u32 | payload (zstd)
 //! payload  = sources (varint n, n × bytes) record*
 //! record   = zigzag Δreceived | zigzag Δevent time | source index | flags | raw | doc | link[2]
 //! ```
@@ -22,10 +23,14 @@ pub const BLOCK_MAGIC: &[u8; 4] = b"VBK1";
 pub const HEADER_LEN: usize = 64;
 pub const BLOCK_HEADER_LEN: usize = 64;
 /// Records per block at most: blocks are the unit of random access (decompressing one costs
-/// about a millisecond at this size) and compress as well as much larger ones.
-pub const BLOCK_RECORDS: usize = 1024;
+/// about a tenth of a millisecond at this size); with the segment's dictionary they compress as
+/// well as blocks eight times larger without.
+pub const BLOCK_RECORDS: usize = 128;
 /// Uncompressed payload bytes per block at most (a block is closed when it would pass this).
-pub const BLOCK_BYTES: usize = 4 << 20;
+pub const BLOCK_BYTES: usize = 512 << 10;
+pub const DICT_MAGIC: &[u8; 4] = b"VDC1";
+pub const DICT_HEADER_LEN: usize = 16;
+const COUNT_DICT: u32 = 1 << 31;
 /// Largest payload accepted when reading (anything larger is corruption).
 pub const MAX_PAYLOAD: usize = 256 << 20;
 
@@ -192,8 +197,14 @@ impl BlockBuilder {
         self.count += 1;
     }
 
-    /// The block as written to disk: header and compressed payload.
-    pub fn finish(&self, last_hash: &Hash, level: i32) -> std::io::Result<Vec<u8>> {
+    /// The block as written to disk: header and compressed payload (`with_dict`: the
+    /// compressor holds the segment's dictionary).
+    pub fn finish(
+        &self,
+        last_hash: &Hash,
+        compressor: &mut zstd::bulk::Compressor<'static>,
+        with_dict: bool,
+    ) -> std::io::Result<Vec<u8>> {
         let mut payload = Vec::with_capacity(self.body.len() + 256);
         put_varint(&mut payload, self.sources.len() as u64);
         for s in &self.sources {
@@ -201,11 +212,12 @@ impl BlockBuilder {
             payload.extend_from_slice(s.as_bytes());
         }
         payload.extend_from_slice(&self.body);
-        let compressed = zstd::bulk::compress(&payload, level)?;
+        let compressed = compressor.compress(&payload)?;
         let mut out = Vec::with_capacity(BLOCK_HEADER_LEN + compressed.len());
         out.extend_from_slice(BLOCK_MAGIC);
         out.extend_from_slice(&(compressed.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(self.count as u32).to_le_bytes());
+        let count = self.count as u32 | if with_dict { COUNT_DICT } else { 0 };
+        out.extend_from_slice(&count.to_le_bytes());
         out.extend_from_slice(&self.first_seq.to_le_bytes());
         out.extend_from_slice(last_hash);
         let mut check = out.clone();
@@ -222,6 +234,8 @@ impl BlockBuilder {
 pub struct BlockHeader {
     pub payload_len: u32,
     pub count: u32,
+    /// Compressed with the segment's dictionary.
+    pub dict: bool,
     pub first_seq: u64,
     pub last_hash: Hash,
     pub check: u64,
@@ -236,7 +250,8 @@ impl BlockHeader {
         let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or_default());
         let h = BlockHeader {
             payload_len: u32_at(4),
-            count: u32_at(8),
+            count: u32_at(8) & !COUNT_DICT,
+            dict: u32_at(8) & COUNT_DICT != 0,
             first_seq: u64::from_le_bytes(b[12..20].try_into().ok()?),
             last_hash: b[20..52].try_into().ok()?,
             check: u64::from_le_bytes(b[52..60].try_into().ok()?),
@@ -255,10 +270,75 @@ impl BlockHeader {
     }
 }
 
+/// Decompressors: plain, and with the segment's dictionary when it has one.
+pub struct Decoder {
+    plain: zstd::bulk::Decompressor<'static>,
+    dict: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl Decoder {
+    pub fn new(dict: Option<&[u8]>) -> Result<Decoder, String> {
+        let e = |e: std::io::Error| e.to_string();
+        Ok(Decoder {
+            plain: zstd::bulk::Decompressor::new().map_err(e)?,
+            dict: dict
+                .map(zstd::bulk::Decompressor::with_dictionary)
+                .transpose()
+                .map_err(e)?,
+        })
+    }
+
+    pub fn payload(&mut self, h: &BlockHeader, compressed: &[u8]) -> Result<Vec<u8>, String> {
+        let d = match (h.dict, self.dict.as_mut()) {
+            (true, Some(d)) => d,
+            (true, None) => {
+                return Err("block needs the segment's dictionary, which is missing".into())
+            }
+            (false, _) => &mut self.plain,
+        };
+        d.decompress(compressed, h.raw_len as usize)
+            .map_err(|e| format!("cannot decompress: {e}"))
+    }
+}
+
+/// The dictionary section of a segment (after its header), as bytes to write.
+pub fn encode_dict(dict: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(DICT_HEADER_LEN + dict.len());
+    out.extend_from_slice(DICT_MAGIC);
+    out.extend_from_slice(&(dict.len() as u32).to_le_bytes());
+    out.extend_from_slice(&xxh3_64(dict).to_le_bytes());
+    out.extend_from_slice(dict);
+    out
+}
+
+/// The dictionary section at the start of `rest` (what follows a segment header): `None` when
+/// there is none, `Some(Err)` when it is damaged or cut; else the dictionary and its length on
+/// disk.
+pub fn parse_dict(rest: &[u8]) -> Option<Result<(&[u8], usize), String>> {
+    if rest.get(..4)? != DICT_MAGIC {
+        return None;
+    }
+    let Some(head) = rest.get(..DICT_HEADER_LEN) else {
+        return Some(Err("dictionary cut short".into()));
+    };
+    let len = u32::from_le_bytes(head[4..8].try_into().unwrap_or_default()) as usize;
+    let check = u64::from_le_bytes(head[8..16].try_into().unwrap_or_default());
+    let Some(dict) = rest.get(DICT_HEADER_LEN..DICT_HEADER_LEN + len) else {
+        return Some(Err("dictionary cut short".into()));
+    };
+    if xxh3_64(dict) != check {
+        return Some(Err("dictionary fails its checksum".into()));
+    }
+    Some(Ok((dict, DICT_HEADER_LEN + len)))
+}
+
 /// Decodes a block's (checked) compressed payload into records.
-pub fn decode_block(h: &BlockHeader, compressed: &[u8]) -> Result<Vec<StoredRecord>, String> {
-    let payload = zstd::bulk::decompress(compressed, h.raw_len as usize)
-        .map_err(|e| format!("cannot decompress: {e}"))?;
+pub fn decode_block(
+    h: &BlockHeader,
+    compressed: &[u8],
+    dec: &mut Decoder,
+) -> Result<Vec<StoredRecord>, String> {
+    let payload = dec.payload(h, compressed)?;
     let mut c = Cursor::new(&payload);
     let bad = || "malformed record payload".to_string();
     let n = c.varint().ok_or_else(bad)? as usize;
@@ -297,9 +377,12 @@ pub fn decode_block(h: &BlockHeader, compressed: &[u8]) -> Result<Vec<StoredReco
 }
 
 /// The stored links of a decoded payload, in record order (for `verify`).
-pub fn block_links(h: &BlockHeader, compressed: &[u8]) -> Result<Vec<[u8; LINK_LEN]>, String> {
-    let payload = zstd::bulk::decompress(compressed, h.raw_len as usize)
-        .map_err(|e| format!("cannot decompress: {e}"))?;
+pub fn block_links(
+    h: &BlockHeader,
+    compressed: &[u8],
+    dec: &mut Decoder,
+) -> Result<Vec<[u8; LINK_LEN]>, String> {
+    let payload = dec.payload(h, compressed)?;
     let mut c = Cursor::new(&payload);
     let bad = || "malformed record payload".to_string();
     let n = c.varint().ok_or_else(bad)?;
@@ -376,13 +459,19 @@ mod tests {
             h = chain_hash(&h, r);
             b.push(r, &h);
         }
-        let bytes = b.finish(&h, 3).unwrap();
+        let mut c = zstd::bulk::Compressor::new(3).unwrap();
+        let bytes = b.finish(&h, &mut c, false).unwrap();
         let head: [u8; BLOCK_HEADER_LEN] = bytes[..BLOCK_HEADER_LEN].try_into().unwrap();
         let bh = BlockHeader::parse(&head).unwrap();
         assert_eq!(bh.count, 10);
         assert_eq!(bh.last_hash, h);
         assert!(bh.checks(&head, &bytes[BLOCK_HEADER_LEN..]));
-        let back = decode_block(&bh, &bytes[BLOCK_HEADER_LEN..]).unwrap();
+        let back = decode_block(
+            &bh,
+            &bytes[BLOCK_HEADER_LEN..],
+            &mut Decoder::new(None).unwrap(),
+        )
+        .unwrap();
         assert_eq!(back, recs);
         let mut flipped = bytes.clone();
         let n = flipped.len();

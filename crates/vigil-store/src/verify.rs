@@ -9,7 +9,7 @@ use ed25519_dalek::VerifyingKey;
 
 use crate::chain::{self, Checkpoint, Deletion};
 use crate::journal::{list_segments, segment_name};
-use crate::segment::{self, BlockHeader, SegmentHeader, BLOCK_HEADER_LEN, HEADER_LEN};
+use crate::segment::{self, BlockHeader, Decoder, SegmentHeader, BLOCK_HEADER_LEN, HEADER_LEN};
 use crate::{list_partitions, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +163,8 @@ fn verify_partition(
     let segs = list_segments(path)?;
     let mut h = segment::genesis(name);
     let mut seq = 0u64;
+    // Records up to here matched a signed checkpoint.
+    let mut signed_to = 0u64;
     let mut last_seg = None;
     let before = w.problems.len();
     'segments: for (expected, (n, seg_path)) in (1u32..).zip(segs.iter()) {
@@ -219,6 +221,28 @@ fn verify_partition(
             break;
         }
         let mut off = HEADER_LEN;
+        let dict = match segment::parse_dict(&bytes[HEADER_LEN..]) {
+            None => None,
+            Some(Ok((d, n))) => {
+                off += n;
+                Some(d)
+            }
+            Some(Err(e)) => {
+                w.fail(Some(n), Some(seq), format!("{e}: edited or truncated"));
+                break;
+            }
+        };
+        let mut dec = match Decoder::new(dict) {
+            Ok(d) => d,
+            Err(e) => {
+                w.fail(
+                    Some(n),
+                    Some(seq),
+                    format!("dictionary unusable ({e}): edited"),
+                );
+                break;
+            }
+        };
         let mut block = 0u32;
         while off < bytes.len() {
             let Some(head) = bytes
@@ -261,8 +285,8 @@ fn verify_partition(
                 break 'segments;
             }
             let checksum_ok = bh.checks(&head, payload);
-            let decoded = segment::decode_block(&bh, payload)
-                .and_then(|r| segment::block_links(&bh, payload).map(|l| (r, l)));
+            let decoded = segment::decode_block(&bh, payload, &mut dec)
+                .and_then(|r| segment::block_links(&bh, payload, &mut dec).map(|l| (r, l)));
             let (recs, links) = match decoded {
                 Ok(x) => x,
                 Err(e) => {
@@ -306,15 +330,15 @@ fn verify_partition(
                 if c.hash != chain::hex(&h) {
                     w.fail(
                         Some(n),
-                        Some(bh.first_seq),
+                        Some(signed_to),
                         format!(
-                            "block {block} does not match its signed checkpoint: records {}..{} edited (and re-chained)",
-                            bh.first_seq,
+                            "records {signed_to}..{} (up to block {block}) do not match their signed checkpoint: edited and re-chained",
                             seq - 1
                         ),
                     );
                     break 'segments;
                 }
+                signed_to = seq;
             }
             off = end;
             block += 1;

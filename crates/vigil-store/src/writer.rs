@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ use crate::index::{self, Fields};
 use crate::journal::{self, BlockPos};
 use crate::prepare::{self, Record};
 use crate::segment::{
-    self, BlockBuilder, Hash, SegmentHeader, StoredRecord, BLOCK_BYTES, BLOCK_RECORDS,
+    self, BlockBuilder, Decoder, Hash, SegmentHeader, StoredRecord, BLOCK_BYTES, BLOCK_RECORDS,
 };
 use crate::{list_partitions, partition_name, Fault, PartitionMeta, StoreError};
 
@@ -71,6 +72,12 @@ struct Part {
     blocks_in_seg: u32,
     file: Option<File>,
     blocks: Vec<BlockPos>,
+    /// The dictionary for new segments (the last one trained), the current segment's, and
+    /// every segment's (for reading back).
+    dict: Option<Arc<Vec<u8>>>,
+    seg_dict: Option<Arc<Vec<u8>>>,
+    dicts: BTreeMap<u32, Arc<Vec<u8>>>,
+    compressor: Option<zstd::bulk::Compressor<'static>>,
     /// Dedup keys (see `prepare::dedup_key`) to record numbers; loaded on first write.
     ids: Option<HashMap<u64, u32>>,
 }
@@ -265,12 +272,13 @@ impl Store {
             }
             changed = true;
             let p = &self.parts[&name];
+            let mut decs = Decoders::default();
             for b in p
                 .blocks
                 .iter()
                 .filter(|b| b.header.first_seq + u64::from(b.header.count) > from)
             {
-                for r in journal::read_block(&p.dir, b)? {
+                for r in decs.read(&p.dir, &p.dicts, b)? {
                     if r.seq < from {
                         continue;
                     }
@@ -333,6 +341,10 @@ impl Store {
                     blocks_in_seg: 0,
                     file: None,
                     blocks: Vec::new(),
+                    dict: None,
+                    seg_dict: None,
+                    dicts: BTreeMap::new(),
+                    compressor: None,
                     ids: Some(HashMap::new()),
                 },
             );
@@ -360,7 +372,8 @@ impl Store {
         };
         let key = (p.id, b.block + (b.segment << 20));
         if !matches!(&self.block_cache, Some((id, k, _)) if *id == key.0 && *k == key.1) {
-            let recs = journal::read_block(&p.dir, &b)?;
+            let mut dec = decoder(&p.dicts, b.segment)?;
+            let recs = journal::read_block(&p.dir, &b, &mut dec)?;
             self.block_cache = Some((key.0, key.1, recs));
         }
         Ok(self
@@ -522,9 +535,51 @@ impl Store {
                 .ok_or_else(|| StoreError::Io(name.clone()))?;
             let mut i = 0;
             while i < idxs.len() {
+                // A new segment when there is none or it is full (with a dictionary trained on
+                // what comes next), else go on appending to the current one.
+                if p.segment == 0 || (p.blocks_in_seg > 0 && p.seg_len >= seg_limit) {
+                    if let Some(f) = p.file.take() {
+                        f.sync_data().map_err(|e| StoreError::io(&p.dir, e))?;
+                    }
+                    if let Some(d) = train_dict(records, &idxs[i..]) {
+                        p.dict = Some(Arc::new(d));
+                    }
+                    let header = SegmentHeader {
+                        number: p.segment + 1,
+                        first_seq: p.next_seq,
+                        prev_hash: p.head,
+                    };
+                    let dict = p.dict.clone();
+                    let (f, path, len) = journal::create_segment(
+                        &p.dir,
+                        &header,
+                        dict.as_deref().map(|d| &d[..]),
+                        &fault,
+                    )?;
+                    created.push(path);
+                    crate::sync_dir(&p.dir)?;
+                    p.file = Some(f);
+                    p.segment += 1;
+                    p.seg_len = len;
+                    p.blocks_in_seg = 0;
+                    if let Some(d) = &dict {
+                        p.dicts.insert(p.segment, d.clone());
+                    }
+                    p.seg_dict = dict;
+                    p.compressor = None;
+                } else if p.file.is_none() {
+                    let path = p.dir.join(journal::segment_name(p.segment));
+                    p.file = Some(journal::open_append(&path, p.seg_len)?);
+                }
+                if p.compressor.is_none() {
+                    let c = match &p.seg_dict {
+                        Some(d) => zstd::bulk::Compressor::with_dictionary(level, d),
+                        None => zstd::bulk::Compressor::new(level),
+                    };
+                    p.compressor = Some(c.map_err(|e| StoreError::Io(e.to_string()))?);
+                }
                 let mut b = BlockBuilder::new(p.next_seq);
-                let start_head = p.head;
-                let mut head = start_head;
+                let mut head = p.head;
                 while i < idxs.len() && b.count < BLOCK_RECORDS && b.len_estimate() < BLOCK_BYTES {
                     let r = &records[idxs[i]];
                     let sr = StoredRecord {
@@ -541,34 +596,14 @@ impl Store {
                     ack.locs[idxs[i]] = Some(index::loc(p.id, sr.seq));
                     i += 1;
                 }
+                let with_dict = p.seg_dict.is_some();
+                let compressor = p
+                    .compressor
+                    .as_mut()
+                    .ok_or_else(|| StoreError::Io("no compressor".into()))?;
                 let bytes = b
-                    .finish(&head, level)
+                    .finish(&head, compressor, with_dict)
                     .map_err(|e| StoreError::Io(e.to_string()))?;
-                // Rotate when the segment is full.
-                if p.file.is_none()
-                    || (p.blocks_in_seg > 0 && p.seg_len + bytes.len() as u64 > seg_limit)
-                {
-                    if let Some(f) = p.file.take() {
-                        f.sync_data().map_err(|e| StoreError::io(&p.dir, e))?;
-                    }
-                    if p.segment == 0 || p.blocks_in_seg > 0 {
-                        let header = SegmentHeader {
-                            number: p.segment + 1,
-                            first_seq: p.next_seq,
-                            prev_hash: p.head,
-                        };
-                        let (f, path) = journal::create_segment(&p.dir, &header, &fault)?;
-                        created.push(path);
-                        crate::sync_dir(&p.dir)?;
-                        p.file = Some(f);
-                        p.segment += 1;
-                        p.seg_len = segment::HEADER_LEN as u64;
-                        p.blocks_in_seg = 0;
-                    } else {
-                        let path = p.dir.join(journal::segment_name(p.segment));
-                        p.file = Some(journal::open_append(&path, p.seg_len)?);
-                    }
-                }
                 let path = p.dir.join(journal::segment_name(p.segment));
                 let file = p
                     .file
@@ -592,19 +627,20 @@ impl Store {
                 ack.stored += b.count as u64;
                 p.next_seq += b.count as u64;
                 p.head = head;
-                pending_ckpts.push(Checkpoint::new(
-                    &self.key,
-                    &p.name,
-                    p.segment,
-                    p.blocks_in_seg,
-                    p.next_seq,
-                    &head,
-                ));
                 p.blocks_in_seg += 1;
             }
             if let Some(f) = &p.file {
                 f.sync_data().map_err(|e| StoreError::io(&p.dir, e))?;
             }
+            // One signed checkpoint per partition and batch: its last block.
+            pending_ckpts.push(Checkpoint::new(
+                &self.key,
+                &p.name,
+                p.segment,
+                p.blocks_in_seg.saturating_sub(1),
+                p.next_seq,
+                &p.head,
+            ));
         }
         let mut text = String::new();
         for c in &pending_ckpts {
@@ -713,12 +749,13 @@ fn load_ids(p: &Part) -> Result<HashMap<u64, u32>, StoreError> {
     let mut have = (bytes.len() / 8) as u64;
     if have < p.next_seq {
         let start = have;
+        let mut decs = Decoders::default();
         for b in p
             .blocks
             .iter()
             .filter(|b| b.header.first_seq + u64::from(b.header.count) > start)
         {
-            for r in journal::read_block(&p.dir, b)? {
+            for r in decs.read(&p.dir, &p.dicts, b)? {
                 if r.seq < have {
                     continue;
                 }
@@ -752,6 +789,7 @@ fn recover_partition(
     signed: u64,
 ) -> Result<Part, StoreError> {
     let scan = journal::scan(dir)?;
+    let dicts = scan.dicts.clone();
     if scan.next_seq < signed {
         return Err(StoreError::Corrupt(format!(
             "{name}: the journal holds {} records but a signed checkpoint says {signed}; run `vigil verify`",
@@ -824,8 +862,53 @@ fn recover_partition(
         blocks_in_seg,
         file: None,
         blocks,
+        dict: dicts.values().last().cloned(),
+        seg_dict: dicts.get(&segment).cloned(),
+        dicts,
+        compressor: None,
         ids: None,
     })
+}
+
+/// The decoder for a segment's blocks.
+fn decoder(dicts: &BTreeMap<u32, Arc<Vec<u8>>>, segment: u32) -> Result<Decoder, StoreError> {
+    Decoder::new(dicts.get(&segment).map(|d| &d[..])).map_err(StoreError::Io)
+}
+
+/// Decoders by segment, made on first use.
+#[derive(Default)]
+struct Decoders(BTreeMap<u32, Decoder>);
+
+impl Decoders {
+    fn read(
+        &mut self,
+        dir: &Path,
+        dicts: &BTreeMap<u32, Arc<Vec<u8>>>,
+        b: &BlockPos,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let dec = match self.0.entry(b.segment) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(decoder(dicts, b.segment)?),
+        };
+        journal::read_block(dir, b, dec)
+    }
+}
+
+/// A zstd dictionary trained on the records about to be written, when there are enough of them.
+fn train_dict(records: &[Record], idxs: &[usize]) -> Option<Vec<u8>> {
+    if idxs.len() < 256 {
+        return None;
+    }
+    let samples: Vec<Vec<u8>> = idxs
+        .iter()
+        .take(4096)
+        .map(|&i| {
+            let mut s = records[i].raw.as_bytes().to_vec();
+            s.extend_from_slice(&records[i].stored_doc);
+            s
+        })
+        .collect();
+    zstd::dict::from_samples(&samples, 100 << 10).ok()
 }
 
 fn cut(path: &Path, at: u64) -> Result<(), StoreError> {

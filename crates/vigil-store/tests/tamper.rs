@@ -5,7 +5,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use vigil_store::segment::{self, BlockBuilder, BlockHeader, BLOCK_HEADER_LEN};
+use vigil_store::journal::segment_dict;
+use vigil_store::segment::{self, BlockBuilder, BlockHeader, Decoder, BLOCK_HEADER_LEN};
 use vigil_store::verify::{verify, Problem};
 use vigil_store::Reader;
 
@@ -29,6 +30,16 @@ fn first_problem(dir: &Path) -> Problem {
     let r = verify(dir, None).unwrap();
     assert!(!r.problems.is_empty(), "tampering not detected");
     r.problems[0].clone()
+}
+
+/// A decoder and a compressor for a segment (with its dictionary, if it has one).
+fn codec(path: &Path) -> (Decoder, zstd::bulk::Compressor<'static>, bool) {
+    let dict = segment_dict(path);
+    let comp = match &dict {
+        Some(d) => zstd::bulk::Compressor::with_dictionary(3, d).unwrap(),
+        None => zstd::bulk::Compressor::new(3).unwrap(),
+    };
+    (Decoder::new(dict.as_deref()).unwrap(), comp, dict.is_some())
 }
 
 fn seg_name(n: u32) -> String {
@@ -72,12 +83,21 @@ fn an_edited_record_is_named_exactly() {
     // with the file but without the key would): the chain names the record.
     let path = seg(dir.path(), 2);
     let mut bytes = std::fs::read(&path).unwrap();
-    let off = segment::HEADER_LEN;
+    let r = Reader::open(dir.path()).unwrap();
+    let off = r.parts[0]
+        .blocks
+        .iter()
+        .find(|b| b.segment == 2)
+        .unwrap()
+        .offset as usize;
+    drop(r);
     let head: [u8; BLOCK_HEADER_LEN] = bytes[off..off + BLOCK_HEADER_LEN].try_into().unwrap();
     let bh = BlockHeader::parse(&head).unwrap();
     let end = off + BLOCK_HEADER_LEN + bh.payload_len as usize;
-    let mut recs = segment::decode_block(&bh, &bytes[off + BLOCK_HEADER_LEN..end]).unwrap();
-    let links = segment::block_links(&bh, &bytes[off + BLOCK_HEADER_LEN..end]).unwrap();
+    let (mut dec, mut comp, with_dict) = codec(&path);
+    let mut recs =
+        segment::decode_block(&bh, &bytes[off + BLOCK_HEADER_LEN..end], &mut dec).unwrap();
+    let links = segment::block_links(&bh, &bytes[off + BLOCK_HEADER_LEN..end], &mut dec).unwrap();
     let victim = 5;
     let text = String::from_utf8(recs[victim].raw.clone()).unwrap();
     recs[victim].raw = text
@@ -94,7 +114,7 @@ fn an_edited_record_is_named_exactly() {
         link[..segment::LINK_LEN].copy_from_slice(l);
         b.push(r, &link);
     }
-    let block = b.finish(&bh.last_hash, 3).unwrap();
+    let block = b.finish(&bh.last_hash, &mut comp, with_dict).unwrap();
     bytes.splice(off..end, block);
     std::fs::write(&path, bytes).unwrap();
     let p = first_problem(dir.path());
@@ -114,8 +134,9 @@ fn a_rechained_edit_fails_the_signed_checkpoint() {
     let mut bytes = std::fs::read(&path).unwrap();
     let off = last.offset as usize;
     let end = off + BLOCK_HEADER_LEN + last.header.payload_len as usize;
+    let (mut dec, mut comp, with_dict) = codec(&path);
     let mut recs =
-        segment::decode_block(&last.header, &bytes[off + BLOCK_HEADER_LEN..end]).unwrap();
+        segment::decode_block(&last.header, &bytes[off + BLOCK_HEADER_LEN..end], &mut dec).unwrap();
     let mut prev = {
         let r = Reader::open(dir.path()).unwrap();
         let blocks = &r.parts[0].blocks;
@@ -127,7 +148,7 @@ fn a_rechained_edit_fails_the_signed_checkpoint() {
         prev = segment::chain_hash(&prev, r);
         b.push(r, &prev);
     }
-    let block = b.finish(&prev, 3).unwrap();
+    let block = b.finish(&prev, &mut comp, with_dict).unwrap();
     bytes.splice(off..end, block);
     std::fs::write(&path, bytes).unwrap();
     let p = first_problem(dir.path());
@@ -272,4 +293,31 @@ fn a_deleted_partition_is_named() {
     let p = first_problem(dir.path());
     assert_eq!(p.partition, "k8s.audit/2026-11-20");
     assert!(p.message.contains("partition missing"), "{p}");
+}
+
+#[test]
+fn an_edited_dictionary_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    filled(
+        dir.path(),
+        2,
+        400,
+        vigil_store::StoreOptions {
+            segment_bytes: 16 << 10,
+            ..vigil_store::StoreOptions::default()
+        },
+    );
+    assert!(verify(dir.path(), None).unwrap().problems.is_empty());
+    let path = seg(dir.path(), 1);
+    assert!(
+        segment_dict(&path).is_some(),
+        "a batch of 400 trains a dictionary"
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[segment::HEADER_LEN + segment::DICT_HEADER_LEN + 100] ^= 0x10;
+    std::fs::write(&path, bytes).unwrap();
+    let p = first_problem(dir.path());
+    assert_eq!(p.segment.as_deref(), Some(seg_name(1).as_str()), "{p}");
+    assert_eq!(p.record, Some(0), "{p}");
+    assert!(p.message.contains("dictionary"), "{p}");
 }

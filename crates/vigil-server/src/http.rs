@@ -16,7 +16,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -92,6 +92,37 @@ fn token_ok(tokens: &HashSet<String>, presented: &str) -> bool {
     ok
 }
 
+/// Reads a body of at most `max` bytes. A longer one is read on (and thrown away, up to a
+/// bound) so that the client, still sending, gets to see the 413: `Err(Some(bytes seen))`.
+async fn read_body(mut body: Incoming, max: usize) -> Result<Bytes, Option<usize>> {
+    const DRAIN: usize = 64 << 20;
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(f))) => f,
+            Ok(None) => break,
+            Ok(Some(Err(_))) | Err(_) => return Err((seen > max).then_some(seen)),
+        };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= max {
+                buf.extend_from_slice(&data);
+            } else {
+                buf = Vec::new();
+                if seen > DRAIN {
+                    break;
+                }
+            }
+        }
+    }
+    if seen > max {
+        return Err(Some(seen));
+    }
+    Ok(Bytes::from(buf))
+}
+
 #[derive(Deserialize)]
 struct EventListIn<'a> {
     kind: Option<String>,
@@ -131,41 +162,19 @@ async fn webhook(req: Request<Incoming>, ctx: Arc<WebhookCtx>, client_cert: bool
         );
     }
     let max = ctx.cfg.max_batch_bytes;
-    let declared = req
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max) {
-        m.inc(
-            "vigil_oversize_total",
-            &[("source", src), ("kind", "batch")],
-        );
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
-                "batch of {} bytes is over max_batch_bytes ({max})",
-                declared.unwrap_or(0)
-            ),
-        );
-    }
-    let body = match Limited::new(req.into_body(), max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                m.inc(
-                    "vigil_oversize_total",
-                    &[("source", src), ("kind", "batch")],
-                );
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("batch is over max_batch_bytes ({max})"),
-                );
-            }
-            return error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"));
+    let body = match read_body(req.into_body(), max).await {
+        Ok(b) => b,
+        Err(Some(n)) => {
+            m.inc(
+                "vigil_oversize_total",
+                &[("source", src), ("kind", "batch")],
+            );
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("batch of {n}+ bytes is over max_batch_bytes ({max})"),
+            );
         }
+        Err(None) => return error(StatusCode::BAD_REQUEST, "reading the body failed"),
     };
     m.add(
         "vigil_bytes_received_total",

@@ -477,6 +477,23 @@ impl Detection {
         }));
     }
 
+    /// The checkpoint as it stands (also written once at startup, so that a crash before the
+    /// first periodic checkpoint still replays from here).
+    pub fn checkpoint_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.snapshot()).unwrap_or_default()
+    }
+
+    fn snapshot(&self) -> Checkpoint {
+        Checkpoint {
+            positions: self.positions.clone(),
+            state: self.state.clone(),
+            buffered: self.buffer.values().cloned().collect(),
+            watermark_us: self.watermark_us,
+            max_time_us: self.max_time_us,
+            late: self.late,
+        }
+    }
+
     fn checkpoint(&mut self) {
         let cp = Checkpoint {
             positions: self.positions.clone(),

@@ -181,6 +181,8 @@ pub fn run(cfg: Config, loader: Option<RulesLoader>) -> Result<(), String> {
             );
             d.set_positions(start);
             d.replay(items);
+            writer::write_atomic(&ckpt_path, &d.checkpoint_bytes())
+                .map_err(|e| format!("{}: {e}", ckpt_path.display()))?;
             let (dtx, drx) = mpsc::channel();
             let h = std::thread::Builder::new()
                 .name("detect".into())

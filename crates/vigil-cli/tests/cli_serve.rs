@@ -944,10 +944,15 @@ fn sinks_retry_while_down_suppression_sighup_and_silent_source() {
     let rules = dir.path().join("rules");
     fs::create_dir_all(&rules).unwrap();
     fs::write(rules.join("a.yml"), RULE_A).unwrap();
+    let syslog_sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog_sink
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let syslog_port = syslog_sink.local_addr().unwrap().port();
     let quiet = dir.path().join("quiet");
     fs::create_dir_all(&quiet).unwrap();
     let extra = format!(
-        "  - type: file\n    name: quiet\n    paths: [\"{q}/*.log\"]\n    silent_after: 1s\nrules: [\"{rules}\"]\nbuiltin_rules: false\nsinks:\n  - type: webhook\n    name: hook\n    url: http://127.0.0.1:{hook}/hook\n    max_backoff: 300ms\n  - type: webhook\n    name: slack\n    url: http://127.0.0.1:{hook}/slack\n    format: slack\n    min_level: critical\n    max_backoff: 300ms\n  - type: file\n    name: file\n    path: {alerts}\nsuppress:\n  - rule: test-cm-list\n    group_by: [user.username]\n    window: 1h\n",
+        "  - type: file\n    name: quiet\n    paths: [\"{q}/*.log\"]\n    silent_after: 1s\nrules: [\"{rules}\"]\nbuiltin_rules: false\nsinks:\n  - type: webhook\n    name: hook\n    url: http://127.0.0.1:{hook}/hook\n    max_backoff: 300ms\n  - type: webhook\n    name: slack\n    url: http://127.0.0.1:{hook}/slack\n    format: slack\n    min_level: critical\n    max_backoff: 300ms\n  - type: file\n    name: file\n    path: {alerts}\n  - type: syslog\n    name: siem\n    url: udp://127.0.0.1:{syslog_port}\n    min_level: critical\nsuppress:\n  - rule: test-cm-list\n    group_by: [user.username]\n    window: 1h\n",
         q = quiet.display(),
         rules = rules.display(),
         alerts = dir.path().join("alerts.jsonl").display(),
@@ -1032,6 +1037,15 @@ fn sinks_retry_while_down_suppression_sighup_and_silent_source() {
         "only the critical alert goes to the slack sink: {s:?}"
     );
     assert!(s[0]["text"].as_str().unwrap().contains("CRITICAL"), "{s:?}");
+    // The syslog sink: RFC 5424, facility auth, severity crit (2) for a critical alert.
+    let mut buf = [0u8; 65536];
+    let n = syslog_sink.recv(&mut buf).unwrap();
+    let msg = String::from_utf8_lossy(&buf[..n]);
+    assert!(msg.starts_with("<34>1 "), "{msg}");
+    assert!(
+        msg.contains(" vigil - alert - {") && msg.contains("test-cm-list-critical"),
+        "{msg}"
+    );
     assert!(server.term().success());
     let file_alerts = fs::read_to_string(dir.path().join("alerts.jsonl")).unwrap();
     assert!(file_alerts.contains("test-cm-list-critical"));
@@ -1231,4 +1245,101 @@ fn correlation_state_survives_kill9() {
             .count(),
         1
     );
+}
+
+/// rsyslog forwarding to the syslog source: omfwd over TCP with octet-counted RFC 5424
+/// frames, and over UDP in the traditional forward format. Skips without rsyslogd.
+#[test]
+fn rsyslog_forwarding() {
+    let rsyslogd = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let (Some(rsyslogd), true) = (
+        rsyslogd,
+        Command::new("logger")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+    ) else {
+        eprintln!("skipping: rsyslogd or logger not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (udp, tcp, api, input) = (
+        free_udp_tcp_port(),
+        free_port(),
+        free_port(),
+        free_udp_tcp_port(),
+    );
+    let cfg = dir.path().join("vigil.yaml");
+    fs::write(
+        &cfg,
+        format!(
+            "data_dir: {}\nsources:\n  - type: syslog\n    name: udp\n    listen: udp://127.0.0.1:{udp}\n  - type: syslog\n    name: tcp\n    listen: tcp://127.0.0.1:{tcp}\napi:\n  listen: 127.0.0.1:{api}\ndetection:\n  enabled: false\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut server = Server::start(&cfg, api);
+    let work = dir.path().join("rsyslog");
+    fs::create_dir_all(&work).unwrap();
+    let conf = dir.path().join("rsyslog.conf");
+    fs::write(
+        &conf,
+        format!(
+            "global(workDirectory=\"{w}\")\nmodule(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{input}\")\naction(type=\"omfwd\" target=\"127.0.0.1\" port=\"{tcp}\" protocol=\"tcp\" TCP_Framing=\"octet-counted\" template=\"RSYSLOG_SyslogProtocol23Format\")\naction(type=\"omfwd\" target=\"127.0.0.1\" port=\"{udp}\" protocol=\"udp\" template=\"RSYSLOG_ForwardFormat\")\n",
+            w = work.display()
+        ),
+    )
+    .unwrap();
+    let mut rs = Command::new(rsyslogd)
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.path().join("rsyslog.pid"))
+        .stderr(fs::File::create(dir.path().join("rsyslog.err")).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    for i in 0..5 {
+        let st = Command::new("logger")
+            .args([
+                "--server",
+                "127.0.0.1",
+                "--udp",
+                "--port",
+                &input.to_string(),
+                "-t",
+                "sshd",
+                "-p",
+                "auth.info",
+            ])
+            .arg(format!(
+                "Failed password for invalid user rs{i} from 192.0.2.9 port 22 ssh2"
+            ))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let got = server.wait_metric("vigil_events_stored_total", 10.0, 20);
+    let _ = rs.kill();
+    let _ = rs.wait();
+    assert_eq!(
+        got,
+        10.0,
+        "{}",
+        fs::read_to_string(dir.path().join("rsyslog.err")).unwrap_or_default()
+    );
+    assert!(server.term().success());
+    let texts = stored(&dir.path().join("data"), "linux.auth");
+    for i in 0..5 {
+        assert_eq!(
+            texts
+                .iter()
+                .filter(|t| t.contains(&format!("user rs{i} ")))
+                .count(),
+            2,
+            "{texts:?}"
+        );
+    }
 }

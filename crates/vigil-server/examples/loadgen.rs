@@ -49,7 +49,9 @@ fn main() {
     let bodies: VecDeque<(usize, Vec<u8>)> = lines
         .chunks(batch)
         .map(|c| {
-            let mut b = String::from(r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":["#);
+            let mut b = String::from(
+                r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":["#,
+            );
             b.push_str(&c.join(","));
             b.push_str("]}");
             (c.len(), b.into_bytes())

@@ -74,21 +74,24 @@ fn certs(dir: &Path) -> Certs {
     }
 }
 
+/// A port for a server of a test. Handed out from 20000-29999 (below the kernel's ephemeral
+/// range, so the clients' own sockets never take one while a server restarts), once per process
+/// run, checked free for TCP and UDP.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp_tcp_port() -> u16 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = 20_000 + (std::process::id() as usize % 400) * 25;
     loop {
-        let p = free_port();
-        if UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+        let p = (base + NEXT.fetch_add(1, Ordering::SeqCst)) % 10_000 + 20_000;
+        let p = p as u16;
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p)).is_ok()
+        {
             return p;
         }
     }
+}
+
+fn free_udp_tcp_port() -> u16 {
+    free_port()
 }
 
 struct Server {

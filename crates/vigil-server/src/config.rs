@@ -429,7 +429,7 @@ impl Lines<'_> {
 }
 
 fn resolve(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
+    if p.is_absolute() || base == Path::new(".") {
         p.to_path_buf()
     } else {
         base.join(p)

@@ -37,6 +37,11 @@ struct Inner {
     depth: u64,
     seen: HashSet<String>,
     seen_order: VecDeque<String>,
+    /// When the cursor was last written (it is written at most every 200 ms, and whenever the
+    /// queue is drained: a crash re-delivers at most that much).
+    cursor_saved: Instant,
+    /// A reader of the queue file and where it stands.
+    rd: Option<(BufReader<File>, u64)>,
 }
 
 pub struct SinkQueue {
@@ -112,6 +117,8 @@ impl SinkQueue {
                 depth,
                 seen,
                 seen_order,
+                cursor_saved: Instant::now(),
+                rd: None,
             }),
             wake: Condvar::new(),
         })
@@ -168,14 +175,20 @@ impl SinkQueue {
         if g.cursor >= g.len {
             return None;
         }
-        let mut f = File::open(self.dir.join("queue.jsonl")).ok()?;
-        f.seek(SeekFrom::Start(g.cursor)).ok()?;
+        let cursor = g.cursor;
+        if g.rd.as_ref().is_none_or(|(_, at)| *at != cursor) {
+            let mut f = File::open(self.dir.join("queue.jsonl")).ok()?;
+            f.seek(SeekFrom::Start(cursor)).ok()?;
+            g.rd = Some((BufReader::new(f), cursor));
+        }
+        let (rd, at) = g.rd.as_mut()?;
         let mut line = String::new();
-        BufReader::new(f).read_line(&mut line).ok()?;
-        if !line.ends_with('\n') {
+        if rd.read_line(&mut line).is_err() || !line.ends_with('\n') {
+            g.rd = None;
             return None;
         }
-        let end = g.cursor + line.len() as u64;
+        *at += line.len() as u64;
+        let end = cursor + line.len() as u64;
         Some((line.trim_end().to_string(), end))
     }
 
@@ -190,9 +203,13 @@ impl SinkQueue {
             if g.file.set_len(0).is_ok() {
                 g.len = 0;
                 g.cursor = 0;
+                g.rd = None;
             }
         }
-        let _ = std::fs::write(self.dir.join("cursor"), g.cursor.to_string());
+        if g.cursor == g.len || g.cursor_saved.elapsed() >= Duration::from_millis(200) {
+            let _ = std::fs::write(self.dir.join("cursor"), g.cursor.to_string());
+            g.cursor_saved = Instant::now();
+        }
     }
 }
 

@@ -201,7 +201,7 @@ fn default_checkpoint() -> Dur {
     Dur(Duration::from_secs(10))
 }
 fn default_queue() -> usize {
-    200_000
+    50_000
 }
 fn default_commit() -> usize {
     20_000

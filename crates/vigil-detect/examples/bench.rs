@@ -7,7 +7,10 @@
 //! Figures are events per second of on-CPU time of the one thread (best of BENCH_RUNS runs),
 //! so other work on a shared machine does not distort them. BENCH_MODES picks modes (abcdep).
 //!
-//! Or pass a folder of rules: `... --example bench -- 200000 path/to/rules`.
+//! Or pass a folder of rules: `... --example bench -- 200000 path/to/rules`, or `builtin` for
+//! Vigil's built-in pack (with its default placeholders). BENCH_INPUT=FILE reads the events from
+//! a file of JSON lines instead (e.g. `vigil gen audit --events 1000000 > /tmp/a.jsonl`, the
+//! traffic `vigil bench detect` measures), taking the first EVENTS lines.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -243,20 +246,46 @@ fn main() {
             Path::new(&shared).join("reference/sigma/rules/application/kubernetes/audit")
         }
     };
-    let sources = load(&dir);
-    let (rules, errors) = RuleSet::compile(&sources, &Config::default());
+    let builtin = dir.as_os_str() == "builtin";
+    let sources = if builtin {
+        vigil_detect::builtin::rules()
+    } else {
+        load(&dir)
+    };
+    let cfg = Config {
+        placeholders: if builtin {
+            vigil_detect::builtin::placeholders()
+        } else {
+            Default::default()
+        },
+        ..Config::default()
+    };
+    let (rules, errors) = RuleSet::compile(&sources, &cfg);
     let (rules_npf, _) = RuleSet::compile(
         &sources,
         &Config {
             prefilter: false,
-            ..Config::default()
+            ..cfg.clone()
         },
     );
     assert!(errors.is_empty(), "{errors:#?}");
     if std::env::var("BENCH_SHOW_LITERALS").is_ok() {
         println!("{:?}", rules.prefilter_literals("k8s.audit"));
+        for (title, clauses) in rules.prefilter_report("k8s.audit") {
+            let cnf: Vec<String> = clauses.iter().map(|c| c.join(" | ")).collect();
+            println!("  {title}: [{}]", cnf.join("] & ["));
+        }
     }
-    let events = generate(n);
+    let events = match std::env::var("BENCH_INPUT") {
+        Ok(path) => std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .lines()
+            .take(n)
+            .map(str::to_string)
+            .collect(),
+        Err(_) => generate(n),
+    };
+    let n = events.len();
     let bytes: usize = events.iter().map(String::len).sum();
     println!(
         "{} rules, {} events, {:.0} bytes/event on average",
@@ -367,6 +396,29 @@ fn main() {
         "the prefilter let {:.1}% of events through to parsing",
         100.0 * parsed_n as f64 / n as f64
     );
+    if std::env::var("BENCH_SHOW_RULES").is_ok() {
+        // Per rule: how often the prefilter lets an event through, and how often it matches.
+        let report = rules.prefilter_report("k8s.audit");
+        let mut pass = vec![0usize; report.len()];
+        let mut hits = std::collections::HashMap::<String, usize>::new();
+        for e in &events {
+            for (i, p) in rules.prefilter_pass("k8s.audit", e).into_iter().enumerate() {
+                pass[i] += p as usize;
+            }
+            out2.clear();
+            rules.evaluate(&Event::from_raw("k8s.audit", e), &mut out2);
+            for m in &out2 {
+                *hits.entry(rules.rules()[m.rule].title.clone()).or_default() += 1;
+            }
+        }
+        for ((title, _), p) in report.iter().zip(pass) {
+            println!(
+                "  {:6.2}% through, {:6.2}% match  {title}",
+                100.0 * p as f64 / n as f64,
+                100.0 * hits.get(title).copied().unwrap_or(0) as f64 / n as f64
+            );
+        }
+    }
     if !modes.contains('p') {
         return;
     }

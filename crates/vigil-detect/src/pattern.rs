@@ -199,6 +199,18 @@ impl StrPattern {
         }
     }
 
+    /// The literal a matching value starts with (`.1`), ends with (`.2`), or both (exact), or
+    /// merely contains (neither); `None` for globs with `?` or several stars and for `*`.
+    pub fn anchored_literal(&self) -> Option<(&str, bool, bool)> {
+        match &self.kind {
+            Kind::Exact(s) => Some((s, true, true)),
+            Kind::Prefix(s) => Some((s, true, false)),
+            Kind::Suffix(s) => Some((s, false, true)),
+            Kind::Contains(s) => Some((s, false, false)),
+            Kind::Any | Kind::Glob(_) => None,
+        }
+    }
+
     /// The substring this pattern needs when it is a plain `*lit*`, for multi-pattern search.
     pub fn contains_literal(&self) -> Option<&str> {
         match &self.kind {

@@ -4,17 +4,33 @@
 //! parsed when every rule is skipped).
 //!
 //! Soundness. A rule is given required literals only from parts of its condition that must be
-//! true for it to match (never under `not`, `neq`, `null`, `exists`, regular expressions, CIDR,
-//! comparisons, field references or time parts, and never from `*`). A literal is a run of
-//! printable ASCII without `"` or `\` taken from a value the event must contain. Such a run
-//! appears verbatim in the JSON text of any event whose decoded value contains it, unless:
+//! true for it to match (never under `not`, `neq`, `null` or `exists: false`, and no value
+//! literals from regular expressions, CIDR, comparisons, field references, time parts or `*`).
+//! A literal is a run of printable ASCII without `"` or `\` that the event's JSON text must
+//! contain, possibly with a JSON quote on either side:
+//! - a value the matcher needs (`*lit*` needs `lit`);
+//! - an exact, prefix or suffix string value that no number or boolean renders as: only a JSON
+//!   string can match it, so the quote on its anchored side(s) belongs to the literal
+//!   (`"secrets"`, `"system:`, `_admin"`);
+//! - the keys of a field that must have a value (any matcher but `null`, `exists: true`): the
+//!   first segment of its path starts a key (`"requestobject`), the last ends one
+//!   (`privileged"`), the others are inside keys (a key may hold dots: `"a.b"`).
+//!
+//! Such a literal appears verbatim in the (ASCII-lowercased) JSON text of any event the rule
+//! matches, unless:
 //! - the text uses `\uXXXX` or `\/` escapes: then nothing is skipped (poison patterns);
 //! - a Unicode character lowercases to ASCII (KELVIN SIGN, LATIN CAPITAL LETTER I WITH DOT
 //!   ABOVE): then nothing is skipped (poison patterns; a test checks these are the only two);
 //! - the literal could be part of how a fractional JSON number is rendered for string matching
 //!   (it consists of `0-9 . e E + -` only) and the event has a number that is not a plain integer
 //!   of at most 18 digits: then such literals count as present. Integers in rules match only
-//!   integral JSON numbers, which are rendered exactly as written, so they need no such care.
+//!   integral JSON numbers, which are rendered exactly as written, and strings holding the
+//!   integer (which contain its digits) or equal to the rule's text (`0x1F`: also a literal).
+//!
+//! A condition's literals form a CNF: `and` keeps the most selective clauses of its parts, `or`
+//! combines the best clauses of each alternative (`(a and b) or (c and d)` implies
+//! `(a or c) and (b or d)` and so on); dropping a clause is always sound, and clauses with a
+//! literal found in nearly every event (keys of fields every event has) are dropped.
 //!
 //! The scan finds every pattern occurrence without an overlapping search: a leftmost-longest
 //! search restarted one byte after each match start reports the longest pattern starting at
@@ -22,7 +38,7 @@
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
-use crate::compile::{CompiledRule, Cond, SelNode};
+use crate::compile::{CompiledRule, Cond, Item, SelNode};
 use crate::value::Matcher;
 
 /// A disjunction: the rule needs at least one of these literals in the text. The rule's first
@@ -46,6 +62,7 @@ pub(crate) struct Prefilter {
     /// run past its end (its length when none can).
     restart: Vec<usize>,
     finders: Vec<memchr::memmem::Finder<'static>>,
+    finder_lits: Vec<String>,
     pub(crate) patterns: Vec<String>,
 }
 
@@ -227,14 +244,22 @@ pub(crate) fn has_odd_numbers(raw: &str) -> bool {
 struct Lit {
     text: String,
     numeric: bool,
+    /// Known to be in most events (a key of a field nearly every event has).
+    common: bool,
 }
 
 type Cnf = Vec<Vec<Lit>>;
 
+/// Whether a character may appear in a literal: printable ASCII other than `"` and `\`, whose
+/// JSON encoding is the character itself (or a `\u`/`\/` escape, which poisons the text).
+fn clean(c: char) -> bool {
+    (c.is_ascii_graphic() || c == ' ') && c != '"' && c != '\\'
+}
+
 /// The longest run of safe characters in `s`.
 fn clean_run(s: &str) -> Option<String> {
     let mut best = "";
-    for run in s.split(|c: char| !(c.is_ascii_graphic() || c == ' ') || c == '"' || c == '\\') {
+    for run in s.split(|c: char| !clean(c)) {
         if run.len() > best.len() {
             best = run;
         }
@@ -242,12 +267,62 @@ fn clean_run(s: &str) -> Option<String> {
     (!best.is_empty()).then(|| best.to_ascii_lowercase())
 }
 
+/// Whether the text could be (part of) the text form of a JSON number.
+fn numeric_chars(t: &str) -> bool {
+    t.bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+}
+
 fn lit(s: &str) -> Option<Lit> {
     let text = clean_run(s)?;
-    let numeric = text
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-'));
-    Some(Lit { text, numeric })
+    let numeric = numeric_chars(&text);
+    Some(Lit {
+        text,
+        numeric,
+        common: false,
+    })
+}
+
+/// A literal that may contain the quotes of a JSON string or key (`"secrets"`, `"system:`,
+/// `privileged"`): its other characters must be clean.
+fn quoted(text: String) -> Lit {
+    Lit {
+        text: text.to_ascii_lowercase(),
+        numeric: false,
+        common: false,
+    }
+}
+
+/// The literal for a string pattern. A pattern anchored at the start or end of the value
+/// (exact, prefix, suffix) whose text is clean and cannot be how a number or boolean is
+/// rendered can only match a JSON string, whose text in the raw JSON is the value between
+/// quotes: the quote on the anchored side(s) is part of the literal.
+fn pattern_lit(p: &crate::pattern::StrPattern) -> Option<Lit> {
+    if let Some((t, start, end)) = p.anchored_literal() {
+        let low = t.to_ascii_lowercase();
+        if !t.is_empty()
+            && t.chars().all(clean)
+            && !numeric_chars(t)
+            && low != "true"
+            && low != "false"
+        {
+            let mut q = String::with_capacity(t.len() + 2);
+            if start {
+                q.push('"');
+            }
+            q.push_str(t);
+            if end {
+                q.push('"');
+            }
+            return Some(quoted(q));
+        }
+    }
+    let best = p
+        .literals()
+        .into_iter()
+        .filter_map(clean_run)
+        .max_by_key(|s| s.len())?;
+    lit(&best)
 }
 
 /// One of these literals must occur for the matcher to match some value.
@@ -257,20 +332,35 @@ fn matcher_lits(m: &Matcher) -> Option<Vec<Lit>> {
             if p.is_any() {
                 return None;
             }
-            let best = p
-                .literals()
-                .into_iter()
-                .filter_map(clean_run)
-                .max_by_key(|s| s.len())?;
-            lit(&best).map(|l| vec![l])
+            pattern_lit(p).map(|l| vec![l])
         }
-        Matcher::StrSet(s) => s.literals().into_iter().map(lit).collect(),
-        Matcher::Num { n, .. } => {
+        Matcher::StrSet(s) => s
+            .patterns()
+            .map(|(t, exact)| {
+                if exact {
+                    pattern_lit(&crate::pattern::StrPattern::new(
+                        &[crate::pattern::Tok::Lit(t.to_string())],
+                        false,
+                    ))
+                } else {
+                    lit(t)
+                }
+            })
+            .collect(),
+        Matcher::Num { n, text } => {
             if n.fract() == 0.0 && n.abs() < 1e15 {
-                Some(vec![Lit {
-                    text: format!("{}", *n as i64),
+                // Integral JSON numbers are written with these digits (strings holding the
+                // integer contain them too); a string equal to the rule's text also matches.
+                let digits = format!("{}", *n as i64);
+                let mut out = vec![Lit {
+                    text: digits.clone(),
                     numeric: false,
-                }])
+                    common: false,
+                }];
+                if !text.to_ascii_lowercase().contains(&digits) {
+                    out.push(lit(text)?);
+                }
+                Some(out)
             } else {
                 None
             }
@@ -278,9 +368,53 @@ fn matcher_lits(m: &Matcher) -> Option<Vec<Lit>> {
         Matcher::Bool(b) => Some(vec![Lit {
             text: b.to_string(),
             numeric: false,
+            common: false,
         }]),
         _ => None,
     }
+}
+
+/// Literals every event with a value at `path` contains, best first: the path's segments are
+/// keys of the text, or parts of a key holding dots. The first starts the root key (a quote
+/// precedes it), the last ends the innermost key (a quote follows it); a one-segment path is
+/// the whole key.
+fn key_lits(path: &crate::event::FieldPath) -> Vec<Lit> {
+    let segs: Vec<&str> = path.text.split('.').collect();
+    let n = segs.len();
+    // Keys of fields nearly every event has say nothing, nor do the keys on their way.
+    let common_path = |upto: usize| {
+        let prefix = segs[..upto].join(".").to_ascii_lowercase();
+        COMMON_PATHS
+            .iter()
+            .any(|c| *c == prefix || c.starts_with(&format!("{prefix}.")))
+    };
+    let mut out = Vec::new();
+    for (i, seg) in segs.iter().enumerate() {
+        if seg.is_empty() {
+            continue;
+        }
+        let common = common_path(i + 1);
+        if !seg.chars().all(clean) {
+            out.extend(lit(seg).map(|l| Lit { common, ..l }));
+            continue;
+        }
+        let mut q = String::with_capacity(seg.len() + 2);
+        if i == 0 {
+            q.push('"');
+        }
+        q.push_str(seg);
+        if i == n - 1 {
+            q.push('"');
+        }
+        out.push(Lit {
+            common,
+            ..quoted(q)
+        });
+    }
+    // The last key first on ties (most specific), then the first.
+    out.reverse();
+    out.sort_by(|a, b| weight(a).total_cmp(&weight(b)));
+    out
 }
 
 /// Words found in most events of some dataset: poor literals to filter on. Only a speed hint.
@@ -289,58 +423,265 @@ const COMMON: &[&str] = &[
     "false", "null", "v1", "event", "events", "user", "root", "tcp", "udp",
 ];
 
-/// Higher is better: clauses of rare (uncommon, long) literals, few alternatives.
-fn score(c: &[Lit]) -> (bool, usize, std::cmp::Reverse<usize>) {
-    (
-        !c.iter().any(|l| COMMON.contains(&l.text.as_str())),
-        c.iter().map(|l| l.text.len()).min().unwrap_or(0),
-        std::cmp::Reverse(c.len()),
-    )
-}
+/// Fields nearly every event of some dataset has (Kubernetes audit, ECS documents), lowercase:
+/// their keys say little. Only a speed hint.
+const COMMON_PATHS: &[&str] = &[
+    "kind",
+    "apiversion",
+    "level",
+    "auditid",
+    "stage",
+    "requesturi",
+    "verb",
+    "user.username",
+    "user.uid",
+    "user.groups",
+    "sourceips",
+    "useragent",
+    "objectref.resource",
+    "objectref.namespace",
+    "objectref.name",
+    "objectref.apigroup",
+    "objectref.apiversion",
+    "responsestatus.code",
+    "responsestatus.metadata",
+    "requestreceivedtimestamp",
+    "stagetimestamp",
+    "annotations.authorization.k8s.io/decision",
+    "annotations.authorization.k8s.io/reason",
+    "@timestamp",
+    "message",
+    "event.kind",
+    "event.category",
+    "event.type",
+    "event.action",
+    "event.outcome",
+    "event.dataset",
+    "event.module",
+    "host.name",
+    "host.hostname",
+    "source.ip",
+    "source.port",
+    "destination.ip",
+    "destination.port",
+    "user.name",
+    "process.name",
+    "process.pid",
+];
 
-fn best(cnf: &Cnf) -> Option<&Vec<Lit>> {
-    cnf.iter().max_by_key(|c| score(c))
-}
+/// Keys found in most events of some dataset (Kubernetes audit, ECS documents): their key
+/// literals say little. Only a speed hint.
+const COMMON_KEYS: &[&str] = &[
+    "kind",
+    "apiversion",
+    "level",
+    "auditid",
+    "stage",
+    "requesturi",
+    "verb",
+    "user",
+    "username",
+    "uid",
+    "groups",
+    "sourceips",
+    "useragent",
+    "objectref",
+    "resource",
+    "namespace",
+    "name",
+    "apigroup",
+    "responsestatus",
+    "code",
+    "metadata",
+    "requestreceivedtimestamp",
+    "stagetimestamp",
+    "annotations",
+    "authorization.k8s.io/decision",
+    "decision",
+    "authorization.k8s.io/reason",
+    "reason",
+    "@timestamp",
+    "message",
+    "host",
+    "hostname",
+    "event",
+    "dataset",
+    "action",
+    "outcome",
+    "source",
+    "ip",
+    "type",
+    "spec",
+    "status",
+];
 
-fn or(parts: Vec<Option<Cnf>>) -> Option<Cnf> {
-    let mut union = Vec::new();
-    for p in parts {
-        let p = p?;
-        union.extend(best(&p)?.iter().cloned());
+/// Keys of request and response bodies: found in many events.
+const FREQUENT_KEYS: &[&str] = &[
+    "subresource",
+    "requestobject",
+    "responseobject",
+    "containers",
+    "securitycontext",
+    "image",
+    "template",
+    "labels",
+    "volumes",
+    "data",
+    "rules",
+    "subjects",
+    "value",
+    "path",
+    "op",
+];
+
+/// A rough chance that an event contains the literal (lower is more selective).
+fn weight(l: &Lit) -> f64 {
+    if l.common {
+        return 1.0;
     }
-    (!union.is_empty()).then(|| vec![union])
+    let t = l.text.trim_matches('"');
+    let quoted = t.len() != l.text.len();
+    if COMMON_KEYS.contains(&t) {
+        return 1.0;
+    }
+    if COMMON.contains(&t) {
+        return if quoted { 0.3 } else { 1.0 };
+    }
+    if FREQUENT_KEYS.contains(&t) {
+        return 0.3;
+    }
+    match l.text.len() {
+        0..=2 => 1.0,
+        3 => 0.5,
+        4 => 0.25,
+        5 => 0.12,
+        6 | 7 => 0.06,
+        _ => 0.03,
+    }
+}
+
+/// A clause's rough chance of holding: the sum over its literals.
+fn clause_weight(c: &[Lit]) -> f64 {
+    c.iter().map(weight).sum::<f64>().min(1.0)
+}
+
+/// Clauses with a literal found in (nearly) every event are dropped: harmless, and cheaper to
+/// search without.
+fn useful(c: &[Lit]) -> bool {
+    !c.is_empty() && c.iter().all(|l| weight(l) < 1.0)
+}
+
+fn sort_clauses(cnf: &mut Cnf) {
+    cnf.retain(|c| useful(c));
+    cnf.sort_by(|a, b| {
+        clause_weight(a)
+            .total_cmp(&clause_weight(b))
+            .then(a.len().cmp(&b.len()))
+    });
+}
+
+/// How many clauses a condition part keeps.
+const KEEP: usize = 4;
+
+/// `(a1 and a2) or (b1 and b2)` implies `(a1 or b1) and (a1 or b2) and ...`: the best few
+/// clauses of each part are combined.
+fn or(parts: Vec<Option<Cnf>>) -> Option<Cnf> {
+    let mut acc: Cnf = vec![vec![]];
+    for p in parts {
+        let mut p = p?;
+        sort_clauses(&mut p);
+        if p.is_empty() {
+            return None;
+        }
+        let mut next: Cnf = Vec::new();
+        for a in &acc {
+            for c in p.iter().take(3) {
+                let mut u = a.clone();
+                for l in c {
+                    if !u.iter().any(|x| x.text == l.text) {
+                        u.push(l.clone());
+                    }
+                }
+                next.push(u);
+            }
+        }
+        sort_clauses(&mut next);
+        next.truncate(2 * KEEP);
+        if next.is_empty() {
+            return None;
+        }
+        acc = next;
+    }
+    acc.truncate(KEEP);
+    Some(acc)
 }
 
 fn and(parts: Vec<Option<Cnf>>) -> Option<Cnf> {
     let mut all: Cnf = parts.into_iter().flatten().flatten().collect();
-    if all.is_empty() {
+    sort_clauses(&mut all);
+    let mut out: Cnf = Vec::new();
+    for c in all {
+        let key = |c: &Vec<Lit>| {
+            let mut t: Vec<&str> = c.iter().map(|l| l.text.as_str()).collect();
+            t.sort_unstable();
+            t.join("\u{0}")
+        };
+        if !out.iter().any(|o| key(o) == key(&c)) {
+            out.push(c);
+        }
+    }
+    out.truncate(KEEP);
+    (!out.is_empty()).then_some(out)
+}
+
+fn item_cnf(i: &Item) -> Option<Cnf> {
+    if i.negate || i.exists == Some(false) {
         return None;
     }
-    all.sort_by_key(|c| std::cmp::Reverse(score(c)));
-    all.truncate(3);
-    Some(all)
+    let mut cnf = Cnf::new();
+    // Every matcher but `null` needs a value at one of the paths (so its key in the text).
+    if !i.paths.is_empty() && !i.matchers.iter().any(|m| matches!(m, Matcher::Null)) {
+        if let [p] = i.paths.as_slice() {
+            // One path: each of its keys is needed.
+            cnf.extend(key_lits(p).into_iter().map(|l| vec![l]));
+        } else if let Some(keys) = i
+            .paths
+            .iter()
+            .map(|p| key_lits(p).into_iter().next())
+            .collect::<Option<Vec<_>>>()
+        {
+            cnf.push(keys);
+        }
+    }
+    if i.exists.is_none() {
+        if i.all {
+            for m in &i.matchers {
+                if let Some(l) = matcher_lits(m) {
+                    cnf.push(l);
+                }
+            }
+        } else {
+            let mut u = Vec::new();
+            for m in &i.matchers {
+                match matcher_lits(m) {
+                    Some(l) => u.extend(l),
+                    None => {
+                        u.clear();
+                        break;
+                    }
+                }
+            }
+            if !u.is_empty() {
+                cnf.push(u);
+            }
+        }
+    }
+    and(vec![Some(cnf)])
 }
 
 fn node_cnf(n: &SelNode) -> Option<Cnf> {
     match n {
-        SelNode::Item(i) => {
-            if i.negate || i.exists.is_some() {
-                return None;
-            }
-            if i.all {
-                and(i
-                    .matchers
-                    .iter()
-                    .map(|m| matcher_lits(m).map(|l| vec![l]))
-                    .collect())
-            } else {
-                let mut u = Vec::new();
-                for m in &i.matchers {
-                    u.extend(matcher_lits(m)?);
-                }
-                (!u.is_empty()).then(|| vec![u])
-            }
-        }
+        SelNode::Item(i) => item_cnf(i),
         SelNode::And(xs) => and(xs.iter().map(node_cnf).collect()),
         SelNode::Or(xs) => or(xs.iter().map(node_cnf).collect()),
     }
@@ -420,8 +761,11 @@ fn compress(clause: Vec<Lit>) -> Vec<Lit> {
         let Some((_, _, sub)) = best else {
             break;
         };
-        let Some(new) = lit(&sub) else {
-            break;
+        // A substring of literals: present whenever one of them is (quotes included).
+        let new = Lit {
+            numeric: numeric_chars(&sub),
+            text: sub.clone(),
+            common: false,
         };
         lits.retain(|x| !x.text.contains(&sub));
         lits.push(new);
@@ -446,7 +790,7 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
             .into_iter()
             .map(compress)
             .collect();
-        cnf.sort_by_key(|c| std::cmp::Reverse(score(c)));
+        sort_clauses(&mut cnf);
         r.required = cnf
             .into_iter()
             .enumerate()
@@ -525,8 +869,65 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
             .iter()
             .map(|l| memchr::memmem::Finder::new(l.as_bytes()).into_owned())
             .collect(),
+        finder_lits,
         patterns: pats,
     })
+}
+
+impl crate::RuleSet {
+    /// Per rule of `dataset`: its title and the literal clauses the prefilter requires (each
+    /// clause needs one of its literals; the first is searched by the automaton). Diagnostics.
+    #[doc(hidden)]
+    pub fn prefilter_report(&self, dataset: &str) -> Vec<(String, Vec<Vec<String>>)> {
+        let Some(ds) = self.datasets.iter().find(|d| d.name == dataset) else {
+            return vec![];
+        };
+        ds.rules
+            .iter()
+            .map(|r| {
+                let clauses = match &ds.prefilter {
+                    None => vec![],
+                    Some(pf) => r
+                        .required
+                        .iter()
+                        .map(|c| {
+                            c.lits
+                                .iter()
+                                .map(|&i| {
+                                    let i = i as usize;
+                                    if c.by_automaton {
+                                        pf.patterns[i].clone()
+                                    } else {
+                                        pf.finder_lits[i].clone()
+                                    }
+                                })
+                                .collect()
+                        })
+                        .collect(),
+                };
+                (self.rules[r.rule].title.clone(), clauses)
+            })
+            .collect()
+    }
+
+    /// Per rule of `dataset` (in [`Self::prefilter_report`] order): whether the prefilter lets
+    /// the raw event through to that rule. Diagnostics.
+    #[doc(hidden)]
+    pub fn prefilter_pass(&self, dataset: &str, raw: &str) -> Vec<bool> {
+        let Some(ds) = self.datasets.iter().find(|d| d.name == dataset) else {
+            return vec![];
+        };
+        match &ds.prefilter {
+            None => vec![true; ds.rules.len()],
+            Some(pf) => {
+                let scan = pf.scan(raw);
+                ds.rules
+                    .iter()
+                    .map(|r| scan.may_match(&r.required))
+                    .collect()
+            }
+        }
+    }
 }
 
 #[cfg(test)]

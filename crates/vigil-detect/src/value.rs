@@ -162,12 +162,13 @@ impl StrSet {
         self.contains_lits.is_empty().then_some(&self.exact)
     }
 
-    pub fn literals(&self) -> Vec<&str> {
+    /// Every pattern of the set: `(text, true)` for exact strings, `(text, false)` for
+    /// `*text*`.
+    pub fn patterns(&self) -> impl Iterator<Item = (&str, bool)> {
         self.exact
             .iter()
-            .map(String::as_str)
-            .chain(self.contains_lits.iter().map(String::as_str))
-            .collect()
+            .map(|s| (s.as_str(), true))
+            .chain(self.contains_lits.iter().map(|s| (s.as_str(), false)))
     }
 }
 

@@ -1,5 +1,5 @@
 //! The raw-text prefilter and the field dispatch never change a result: random events (with escapes, Unicode, numbers
-//! of every JSON form) are evaluated with and without it.
+//! of every JSON form, nested and dotted keys, arrays) are evaluated with and without it.
 
 use proptest::prelude::*;
 use serde_json::Value;
@@ -109,6 +109,70 @@ detection:
     filter:
         verb: patch
     condition: sel or not filter
+---
+title: r13
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel:
+        a.b.c: 'xyz'
+    condition: sel
+---
+title: r14
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel:
+        a.b|exists: true
+    condition: sel
+---
+title: r15
+logsource: {product: kubernetes, service: audit}
+detection:
+    s1:
+        name|endswith: 'cd'
+    s2:
+        verb: create
+    s3:
+        x|startswith: 'ab'
+    s4:
+        code: 401
+    condition: (s1 and s2) or (s3 and s4)
+---
+title: r16
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel:
+        x: '*'
+        code: 0x1F
+    condition: sel
+---
+title: r17
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel:
+        a.b:
+            - create
+            - pods
+            - cdef
+            - abcd
+            - patch
+            - kube-system
+    condition: sel
+---
+title: r18
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel:
+        x: 'true'
+        a.b.c|endswith: 'yz'
+    condition: sel
+---
+title: r19
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel:
+        - a.b|startswith: 'kube-'
+        - list.deep: 'abcd'
+    condition: sel
 "#;
 
 fn scalar() -> impl Strategy<Value = String> {
@@ -140,9 +204,35 @@ fn scalar() -> impl Strategy<Value = String> {
         Just("\"abcd\"".to_string()),
         Just("\"cdef\"".to_string()),
         Just("\"%2Fbin%2Fbash\"".to_string()),
+        Just("\"xyz\"".to_string()),
+        Just("\"XyZ\"".to_string()),
+        Just("\"x\\u0079z\"".to_string()),
+        Just("31".to_string()),
+        Just("\"31\"".to_string()),
+        Just("\"0x1F\"".to_string()),
+        Just("\"0x1f\"".to_string()),
+        Just("\"kube-proxy\"".to_string()),
         Just("\"/bin/zsh -c\"".to_string()),
         "\"[a-fA-F/ .\\-]{0,8}\"".prop_map(|s| s),
     ]
+}
+
+/// Ways to reach `a.b.c` (or `a.b`): nested objects, keys holding dots, arrays, escapes.
+fn nested() -> impl Strategy<Value = String> {
+    let shape = prop::sample::select(vec![
+        r#""a":{"b":{"c":S}}"#,
+        r#""a":{"b.c":S}"#,
+        r#""a.b":{"c":S}"#,
+        r#""a.b.c":S"#,
+        r#""a":[{"b":{"c":S}},{"b":S}]"#,
+        r#""a":{"b":S}"#,
+        r#""a":{"b":[S,null]}"#,
+        r#""a":{"b":null}"#,
+        r#""a":{"\u0062":{"c":S}}"#,
+        r#""a":{"B":{"c":S}}"#,
+        r#""a" : { "b" : { "c" : S } }"#,
+    ]);
+    (shape, scalar()).prop_map(|(sh, v)| sh.replace('S', &v))
 }
 
 fn event() -> impl Strategy<Value = String> {
@@ -151,8 +241,9 @@ fn event() -> impl Strategy<Value = String> {
         prop::collection::vec((keys, scalar()), 0..6),
         prop::option::of(scalar()),
         prop::option::of(scalar()),
+        prop::option::of(nested()),
     )
-        .prop_map(|(fields, res, arr)| {
+        .prop_map(|(fields, res, arr, nest)| {
             let mut parts: Vec<String> = fields
                 .into_iter()
                 .map(|(k, v)| format!("\"{k}\":{v}"))
@@ -162,6 +253,9 @@ fn event() -> impl Strategy<Value = String> {
             }
             if let Some(a) = arr {
                 parts.push(format!("\"list\":[{a},{{\"deep\":{a}}}]"));
+            }
+            if let Some(n) = nest {
+                parts.push(n);
             }
             format!("{{{}}}", parts.join(","))
         })

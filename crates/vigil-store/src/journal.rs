@@ -209,12 +209,8 @@ pub fn scan(dir: &Path) -> Result<Scan, StoreError> {
     Ok(scan)
 }
 
-/// Reads and decodes one block (`dec` holds its segment's dictionary).
-pub fn read_block(
-    dir: &Path,
-    b: &BlockPos,
-    dec: &mut Decoder,
-) -> Result<Vec<StoredRecord>, StoreError> {
+/// Reads one block and checks it: the header as expected, the payload as checksummed.
+fn read_checked(dir: &Path, b: &BlockPos) -> Result<(PathBuf, Vec<u8>), StoreError> {
     let path = dir.join(segment_name(b.segment));
     let mut f = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
     let mut buf = vec![0u8; BLOCK_HEADER_LEN + b.header.payload_len as usize];
@@ -235,7 +231,28 @@ pub fn read_block(
             b.offset
         )));
     }
+    Ok((path, buf))
+}
+
+/// Reads and decodes one block (`dec` holds its segment's dictionary).
+pub fn read_block(
+    dir: &Path,
+    b: &BlockPos,
+    dec: &mut Decoder,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let (path, buf) = read_checked(dir, b)?;
     segment::decode_block(&b.header, &buf[BLOCK_HEADER_LEN..], dec)
+        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))
+}
+
+/// Reads one block for random access to its records.
+pub fn read_block_payload(
+    dir: &Path,
+    b: &BlockPos,
+    dec: &mut Decoder,
+) -> Result<segment::BlockPayload, StoreError> {
+    let (path, buf) = read_checked(dir, b)?;
+    segment::BlockPayload::new(&b.header, &buf[BLOCK_HEADER_LEN..], dec)
         .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))
 }
 

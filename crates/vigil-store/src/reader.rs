@@ -16,7 +16,7 @@ use crate::index::{self, Fields, Hit, HitCollector};
 use crate::journal::{self, BlockPos};
 use crate::prepare;
 use crate::query::{self, Query};
-use crate::segment::{Decoder, StoredRecord, FLAG_REDACTED};
+use crate::segment::{BlockPayload, Decoder, StoredRecord, FLAG_REDACTED};
 use crate::{list_partitions, StoreError};
 
 /// A partition as the reader sees it.
@@ -127,8 +127,8 @@ pub struct Reader {
 
 const CACHE_BLOCKS: usize = 8;
 
-/// (partition id, first record, records) of a decoded block.
-type CachedBlock = (u32, u64, Rc<Vec<StoredRecord>>);
+/// (partition id, first record, payload) of a decompressed block.
+type CachedBlock = (u32, u64, Rc<BlockPayload>);
 
 impl Reader {
     /// Opens a data directory for reading (no lock; the writer only appends).
@@ -202,11 +202,7 @@ impl Reader {
         walk(&self.dir.join("index"))
     }
 
-    fn block_records(
-        &self,
-        part: &PartInfo,
-        b: &BlockPos,
-    ) -> Result<Rc<Vec<StoredRecord>>, StoreError> {
+    fn block_payload(&self, part: &PartInfo, b: &BlockPos) -> Result<Rc<BlockPayload>, StoreError> {
         let key = (part.id, b.header.first_seq);
         if let Some(hit) = self
             .cache
@@ -217,13 +213,23 @@ impl Reader {
         {
             return Ok(hit);
         }
-        let recs = Rc::new(self.read_block(part, b)?);
+        let payload = {
+            let mut decs = self.decoders.borrow_mut();
+            let dec = match decs.entry((part.id, b.segment)) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                    Decoder::new(part.dicts.get(&b.segment).map(|d| &d[..]))
+                        .map_err(StoreError::Io)?,
+                ),
+            };
+            Rc::new(journal::read_block_payload(&part.dir, b, dec)?)
+        };
         let mut cache = self.cache.borrow_mut();
         if cache.len() >= CACHE_BLOCKS {
             cache.remove(0);
         }
-        cache.push((key.0, key.1, recs.clone()));
-        Ok(recs)
+        cache.push((key.0, key.1, payload.clone()));
+        Ok(payload)
     }
 
     fn read_block(&self, part: &PartInfo, b: &BlockPos) -> Result<Vec<StoredRecord>, StoreError> {
@@ -262,10 +268,11 @@ impl Reader {
         let Some(b) = i.checked_sub(1).map(|i| &part.blocks[i]) else {
             return Ok(None);
         };
-        let recs = self.block_records(part, b)?;
-        Ok(recs
-            .get((seq - b.header.first_seq) as usize)
-            .map(|r| self.event(part, r)))
+        let payload = self.block_payload(part, b)?;
+        let r = payload
+            .record((seq - b.header.first_seq) as usize)
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", part.name)))?;
+        Ok(Some(self.event(part, &r)))
     }
 
     /// Every served record of a partition from `from` on, in order.

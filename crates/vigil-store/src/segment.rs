@@ -332,6 +332,72 @@ pub fn parse_dict(rest: &[u8]) -> Option<Result<(&[u8], usize), String>> {
     Some(Ok((dict, DICT_HEADER_LEN + len)))
 }
 
+/// A decompressed block whose records are decoded one at a time (random access reads one
+/// record of a block: no need to build the other 127).
+pub struct BlockPayload {
+    first_seq: u64,
+    count: usize,
+    payload: Vec<u8>,
+    sources: Vec<String>,
+    body: usize,
+}
+
+impl BlockPayload {
+    pub fn new(h: &BlockHeader, compressed: &[u8], dec: &mut Decoder) -> Result<Self, String> {
+        let payload = dec.payload(h, compressed)?;
+        let bad = || "malformed record payload".to_string();
+        let mut c = Cursor::new(&payload);
+        let n = c.varint().ok_or_else(bad)? as usize;
+        if n > h.count as usize + 1 {
+            return Err(bad());
+        }
+        let mut sources = Vec::with_capacity(n);
+        for _ in 0..n {
+            sources.push(String::from_utf8_lossy(c.bytes().ok_or_else(bad)?).into_owned());
+        }
+        let body = c.pos;
+        Ok(BlockPayload {
+            first_seq: h.first_seq,
+            count: h.count as usize,
+            payload,
+            sources,
+            body,
+        })
+    }
+
+    /// The `i`-th record of the block.
+    pub fn record(&self, i: usize) -> Result<StoredRecord, String> {
+        let bad = || "malformed record payload".to_string();
+        if i >= self.count {
+            return Err(bad());
+        }
+        let mut c = Cursor::new(&self.payload);
+        c.pos = self.body;
+        let (mut received, mut time) = (0i64, 0i64);
+        for j in 0..=i {
+            received = received.wrapping_add(unzigzag(c.varint().ok_or_else(bad)?));
+            time = time.wrapping_add(unzigzag(c.varint().ok_or_else(bad)?));
+            let src = c.varint().ok_or_else(bad)? as usize;
+            let flags = c.fixed::<1>().ok_or_else(bad)?[0];
+            let raw = c.bytes().ok_or_else(bad)?;
+            let doc = c.bytes().ok_or_else(bad)?;
+            c.fixed::<LINK_LEN>().ok_or_else(bad)?;
+            if j == i {
+                return Ok(StoredRecord {
+                    seq: self.first_seq + i as u64,
+                    received,
+                    event_time: time,
+                    source: self.sources.get(src).cloned().ok_or_else(bad)?,
+                    flags,
+                    raw: raw.to_vec(),
+                    doc: doc.to_vec(),
+                });
+            }
+        }
+        Err(bad())
+    }
+}
+
 /// Decodes a block's (checked) compressed payload into records.
 pub fn decode_block(
     h: &BlockHeader,
@@ -473,6 +539,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(back, recs);
+        let lazy = BlockPayload::new(
+            &bh,
+            &bytes[BLOCK_HEADER_LEN..],
+            &mut Decoder::new(None).unwrap(),
+        )
+        .unwrap();
+        for (i, r) in recs.iter().enumerate() {
+            assert_eq!(&lazy.record(i).unwrap(), r);
+        }
+        assert!(lazy.record(recs.len()).is_err());
         let mut flipped = bytes.clone();
         let n = flipped.len();
         flipped[n - 3] ^= 1;

@@ -608,3 +608,67 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(lines: &[&str], counts: &[(&str, u64)]) -> Value {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("offsets.log"), lines.join("\n") + "\n").unwrap();
+        let counts = counts.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let o = Offsets::open(dir.path(), &counts).unwrap();
+        // Compacted to one committed line, which resolves the same way again.
+        let again = Offsets::open(dir.path(), &HashMap::new()).unwrap();
+        assert_eq!(again.states, o.states);
+        o.states.get("f").cloned().unwrap_or(Value::Null)
+    }
+
+    const BASE: &str = r#"{"states":{"f":1},"before":{}}"#;
+    const NEXT: &str =
+        r#"{"states":{"f":2},"before":{"k8s.audit/2026-01-01":10,"linux.auth/2026-01-01":4}}"#;
+
+    #[test]
+    fn the_last_intent_holds_only_if_a_partition_grew() {
+        assert_eq!(
+            resolve(
+                &[BASE, NEXT],
+                &[("k8s.audit/2026-01-01", 10), ("linux.auth/2026-01-01", 4)]
+            ),
+            1
+        );
+        assert_eq!(
+            resolve(
+                &[BASE, NEXT],
+                &[("k8s.audit/2026-01-01", 10), ("linux.auth/2026-01-01", 5)]
+            ),
+            2
+        );
+        // A new partition created by the commit.
+        assert_eq!(
+            resolve(
+                &[BASE, NEXT],
+                &[
+                    ("k8s.audit/2026-01-01", 10),
+                    ("linux.auth/2026-01-01", 4),
+                    ("other", 3)
+                ]
+            ),
+            1
+        );
+        // An intent followed by an abort line was not committed.
+        let abort = r#"{"states":{},"before":{},"aborted":true}"#;
+        assert_eq!(
+            resolve(&[BASE, NEXT, abort], &[("linux.auth/2026-01-01", 9)]),
+            1
+        );
+        // Earlier intents (followed by others) were committed.
+        let third = r#"{"states":{"f":3},"before":{"linux.auth/2026-01-01":20}}"#;
+        assert_eq!(
+            resolve(&[BASE, NEXT, third], &[("linux.auth/2026-01-01", 20)]),
+            2
+        );
+        // A torn last line is ignored.
+        assert_eq!(resolve(&[BASE, r#"{"states":{"f":9},"bef"#], &[]), 1);
+    }
+}

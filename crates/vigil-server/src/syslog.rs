@@ -70,45 +70,46 @@ impl SyslogCtx {
         }
     }
 
-    /// Stores records; waits while the queue is full (TCP pushes back; UDP cannot).
+    /// Stores records; waits while the queue is full or the store refuses (disk full): TCP
+    /// pushes back on the sender meanwhile; UDP cannot (the kernel's buffer overflows). Only
+    /// records still held at shutdown are given up, and counted as dropped.
     async fn submit(&self, records: Vec<Record>) -> bool {
         if records.is_empty() {
             return true;
         }
         let n = records.len();
-        while !self.shared.admit(n) {
-            if self.shared.shutting_down.load(Ordering::Relaxed) {
-                break;
+        loop {
+            while !self.shared.admit(n) && !self.shared.shutting_down.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.shared.pending.fetch_add(n, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        if self
-            .writer
-            .send(WriterMsg::Submit(Submission {
-                source: self.name.clone(),
-                records,
-                offsets: None,
-                alerts: None,
-                reply: Some(tx),
-                received_us: prepare::now_micros(),
-            }))
-            .is_err()
-        {
-            self.shared.pending.fetch_sub(n, Ordering::Relaxed);
-            self.drop_count(n);
-            return false;
-        }
-        match rx.await {
-            Ok(Ok(_)) => {
-                self.shared.seen(&self.name);
-                true
-            }
-            _ => {
-                // The store refused (disk full): syslog cannot be asked to resend.
+            self.shared.pending.fetch_add(n, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
+            if self
+                .writer
+                .send(WriterMsg::Submit(Submission {
+                    source: self.name.clone(),
+                    records: records.clone(),
+                    offsets: None,
+                    alerts: None,
+                    reply: Some(tx),
+                    received_us: prepare::now_micros(),
+                }))
+                .is_err()
+            {
+                self.shared.pending.fetch_sub(n, Ordering::Relaxed);
                 self.drop_count(n);
-                false
+                return false;
+            }
+            match rx.await {
+                Ok(Ok(_)) => {
+                    self.shared.seen(&self.name);
+                    return true;
+                }
+                _ if self.shared.shutting_down.load(Ordering::Relaxed) => {
+                    self.drop_count(n);
+                    return false;
+                }
+                _ => tokio::time::sleep(Duration::from_secs(1)).await,
             }
         }
     }

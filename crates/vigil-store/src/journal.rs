@@ -250,9 +250,10 @@ pub fn read_block_payload(
     dir: &Path,
     b: &BlockPos,
     dec: &mut Decoder,
+    reuse: Vec<u8>,
 ) -> Result<segment::BlockPayload, StoreError> {
     let (path, buf) = read_checked(dir, b)?;
-    segment::BlockPayload::new(&b.header, &buf[BLOCK_HEADER_LEN..], dec)
+    segment::BlockPayload::new_in(&b.header, &buf[BLOCK_HEADER_LEN..], dec, reuse)
         .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))
 }
 

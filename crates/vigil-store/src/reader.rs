@@ -213,6 +213,18 @@ impl Reader {
         {
             return Ok(hit);
         }
+        // The oldest cached block makes room, and lends its buffer when nobody holds it.
+        let reuse = {
+            let mut cache = self.cache.borrow_mut();
+            if cache.len() >= CACHE_BLOCKS {
+                let old = cache.remove(0);
+                Rc::try_unwrap(old.2)
+                    .map(BlockPayload::into_buffer)
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            }
+        };
         let payload = {
             let mut decs = self.decoders.borrow_mut();
             let dec = match decs.entry((part.id, b.segment)) {
@@ -222,12 +234,9 @@ impl Reader {
                         .map_err(StoreError::Io)?,
                 ),
             };
-            Rc::new(journal::read_block_payload(&part.dir, b, dec)?)
+            Rc::new(journal::read_block_payload(&part.dir, b, dec, reuse)?)
         };
         let mut cache = self.cache.borrow_mut();
-        if cache.len() >= CACHE_BLOCKS {
-            cache.remove(0);
-        }
         cache.push((key.0, key.1, payload.clone()));
         Ok(payload)
     }

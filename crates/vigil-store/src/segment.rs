@@ -289,6 +289,18 @@ impl Decoder {
     }
 
     pub fn payload(&mut self, h: &BlockHeader, compressed: &[u8]) -> Result<Vec<u8>, String> {
+        self.payload_into(h, compressed, Vec::new())
+    }
+
+    /// Decompresses into `buf` (reusing its allocation).
+    pub fn payload_into(
+        &mut self,
+        h: &BlockHeader,
+        compressed: &[u8],
+        mut buf: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        buf.clear();
+        buf.reserve(h.raw_len as usize);
         let d = match (h.dict, self.dict.as_mut()) {
             (true, Some(d)) => d,
             (true, None) => {
@@ -296,8 +308,13 @@ impl Decoder {
             }
             (false, _) => &mut self.plain,
         };
-        d.decompress(compressed, h.raw_len as usize)
-            .map_err(|e| format!("cannot decompress: {e}"))
+        let n = d
+            .decompress_to_buffer(compressed, &mut buf)
+            .map_err(|e| format!("cannot decompress: {e}"))?;
+        if n != h.raw_len as usize {
+            return Err("decompressed size differs from the block header".into());
+        }
+        Ok(buf)
     }
 }
 
@@ -343,8 +360,23 @@ pub struct BlockPayload {
 }
 
 impl BlockPayload {
+    /// Gives back the payload's allocation.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.payload
+    }
+
     pub fn new(h: &BlockHeader, compressed: &[u8], dec: &mut Decoder) -> Result<Self, String> {
-        let payload = dec.payload(h, compressed)?;
+        Self::new_in(h, compressed, dec, Vec::new())
+    }
+
+    /// As `new`, decompressing into `buf`'s allocation.
+    pub fn new_in(
+        h: &BlockHeader,
+        compressed: &[u8],
+        dec: &mut Decoder,
+        buf: Vec<u8>,
+    ) -> Result<Self, String> {
+        let payload = dec.payload_into(h, compressed, buf)?;
         let bad = || "malformed record payload".to_string();
         let mut c = Cursor::new(&payload);
         let n = c.varint().ok_or_else(bad)? as usize;

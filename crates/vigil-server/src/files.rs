@@ -16,12 +16,14 @@
 //!
 //! Read offsets (always at a line boundary, with the parser flushed) are committed with the
 //! records they produced (see `writer`), so a restart resumes exactly. A rotated file that no
-//! longer matches the globs is read to its end through the descriptor kept open.
+//! longer matches the globs is read to its end: through the descriptor kept open, or, after a
+//! restart, found again by inode in the directory it was in.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -299,6 +301,36 @@ impl Tailer {
         for (i, t) in self.files.iter_mut().enumerate() {
             if !matched[i] {
                 t.unseen += 1;
+            }
+        }
+        // 5. A known file that no glob matches any more (renamed by rotation to a name outside
+        //    the globs, perhaps while the service was down): found by inode beside its old
+        //    path, and read to its end.
+        for (i, t) in self.files.iter_mut().enumerate() {
+            if matched[i] || t.handle.is_some() || t.unseen > 3 {
+                continue;
+            }
+            let Some(parent) = Path::new(&t.st.path).parent() else {
+                continue;
+            };
+            let Ok(entries) = std::fs::read_dir(parent) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let Ok(m) = e.metadata() else { continue };
+                if m.dev() != t.st.dev || m.ino() != t.st.ino {
+                    continue;
+                }
+                let p = e.path().to_string_lossy().into_owned();
+                if m.len() >= t.st.offset
+                    && identify(&p, self.cfg.fingerprint_bytes).is_some_and(|f| f.matches(&t.st))
+                {
+                    if let Ok(f) = File::open(&p) {
+                        t.st.path = p;
+                        t.handle = Some(f);
+                    }
+                }
+                break;
             }
         }
         self.first_scan = false;

@@ -150,8 +150,18 @@ pub fn list_partitions(dir: &Path) -> Result<Vec<(String, PathBuf, PartitionMeta
             let meta = std::fs::read(&meta_path)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<PartitionMeta>(&b).ok());
+            // A directory with no partition.json and no segment: a partition whose creation
+            // was interrupted (crash between mkdir and partition.json); nothing in it was ever
+            // acknowledged, so it is not damage. The writer completes it when it next writes.
+            let has_segments = || {
+                std::fs::read_dir(&path).is_ok_and(|d| {
+                    d.flatten()
+                        .any(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+                })
+            };
             match meta {
                 Some(m) => out.push((name, path, m)),
+                None if path.is_dir() && !meta_path.exists() && !has_segments() => {}
                 None if path.is_dir() => {
                     return Err(StoreError::Corrupt(format!(
                         "{}: missing or unreadable partition.json",
@@ -171,4 +181,33 @@ pub fn default_data_dir() -> PathBuf {
     std::env::var_os("VIGIL_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("vigil-data"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_partition_creation_is_not_damage() {
+        let dir = std::env::temp_dir().join(format!("vigil-store-part-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        drop(Store::open(&dir, StoreOptions::default()).unwrap());
+        // A crash between the partition's mkdir and its partition.json.
+        std::fs::create_dir_all(journal_dir(&dir).join("linux.auth/2026-01-01")).unwrap();
+        assert!(list_partitions(&dir).unwrap().is_empty());
+        let mut store = Store::open(&dir, StoreOptions::default()).unwrap();
+        let doc = serde_json::json!({"@timestamp": "2026-01-01T00:00:00Z", "message": "m"});
+        let ack = store
+            .append_batch(vec![prepare::parsed_event("linux.auth", doc, "f", 0)])
+            .unwrap();
+        assert_eq!(ack.stored, 1);
+        drop(store);
+        assert_eq!(list_partitions(&dir).unwrap().len(), 1);
+        // A partition with segments but no partition.json still is damage.
+        let seg_dir = journal_dir(&dir).join("linux.auth/2026-01-02");
+        std::fs::create_dir_all(&seg_dir).unwrap();
+        std::fs::write(seg_dir.join("000001.seg"), b"x").unwrap();
+        assert!(list_partitions(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

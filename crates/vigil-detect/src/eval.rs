@@ -26,7 +26,7 @@ enum Slot<'v> {
     Many,
 }
 
-const CACHE_SLOTS: usize = 64;
+const CACHE_SLOTS: usize = 256;
 
 /// One event under evaluation: its document and the values of the dataset's interned field
 /// paths, resolved at most once per event (no allocation).
@@ -325,6 +325,8 @@ impl RuleSet {
             _ => None,
         };
         let mut cx: Option<Cx> = None;
+        // The whole document, for rules that read more than their fields.
+        let mut whole: Option<Cx> = None;
         let mut selected = None;
         for (pos, cr) in ds.rules.iter().enumerate() {
             let info = &self.rules[cr.rule];
@@ -338,37 +340,51 @@ impl RuleSet {
                 }
             }
             if cx.is_none() {
-                match ev.doc() {
+                // Parsed down to the fields the rules read (see `prefilter::Scan::doc`).
+                match scan.as_ref().map_or_else(|| ev.doc(), |s| s.doc(ev)) {
                     Some(doc) => cx = Some(Cx::new(doc)),
                     None => return,
                 }
             }
-            let Some(cx) = cx.as_ref() else {
+            let Some(mut cx) = cx.as_ref() else {
                 return;
             };
+            if scan.as_ref().is_some_and(|s| s.needs_whole(pos)) {
+                if whole.is_none() {
+                    match ev.doc() {
+                        Some(doc) => whole = Some(Cx::new(doc)),
+                        None => return,
+                    }
+                }
+                if let Some(w) = whole.as_ref() {
+                    cx = w;
+                }
+            }
             if let Some(d) = &ds.dispatch {
                 if d.anchored[pos] && !selected.get_or_insert_with(|| d.select(cx)).contains(pos) {
                     continue;
                 }
             }
-            let doc = cx.doc;
             if !cr.eval(cx) {
                 continue;
             }
             let matched = cr.matched(cx);
-            if let Some(st) = state.as_deref_mut() {
-                for &c in &cr.feeds {
-                    self.correlations[c].update(
-                        st,
-                        &self.limits,
-                        di,
-                        ds,
-                        ev,
-                        doc,
-                        cr.rule,
-                        &matched,
-                        alerts,
-                    );
+            if let (Some(st), false) = (state.as_deref_mut(), cr.feeds.is_empty()) {
+                // Correlations read fields of their own: from the whole document.
+                if let Some(doc) = ev.doc() {
+                    for &c in &cr.feeds {
+                        self.correlations[c].update(
+                            st,
+                            &self.limits,
+                            di,
+                            ds,
+                            ev,
+                            doc,
+                            cr.rule,
+                            &matched,
+                            alerts,
+                        );
+                    }
                 }
             }
             if info.alerts {

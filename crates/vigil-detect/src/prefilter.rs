@@ -41,29 +41,107 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use crate::compile::{CompiledRule, Cond, Item, SelNode};
 use crate::value::Matcher;
 
+mod pruned;
+
 /// A disjunction: the rule needs at least one of these literals in the text. The rule's first
-/// (most selective) clause is searched by the automaton; the others are checked afterwards,
-/// only for rules whose first clause held, with one SIMD substring search per literal.
+/// (most selective) clause is searched by the automaton; the others too while the automaton
+/// has room, else they are checked afterwards, only for rules whose first clauses held, with
+/// one SIMD substring search per literal (at most once per event).
 #[derive(Debug, Clone)]
 pub(crate) struct Clause {
-    /// Automaton pattern ids (first clause) or indices into `Prefilter::finders` (the others).
+    /// Automaton literal ids.
     lits: Vec<u32>,
-    by_automaton: bool,
+    /// Indices into `Prefilter::finders`: literals searched on demand.
+    finds: Vec<u32>,
     numeric: bool,
+    /// For a rule's first clause made of automaton literals only: the rule's position, whose
+    /// bit the scan sets when one of them is found (`u32::MAX`: not such a clause).
+    gate: u32,
+}
+
+/// What must surround an occurrence of a literal's core (its text without a leading quote).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+struct Context {
+    /// A `"` right before the core.
+    quote_before: bool,
+    /// No digit 1-9 right before and no digit right after (an integer's digits).
+    digits: bool,
+}
+
+impl Context {
+    fn holds(self, text: &[u8], start: usize, end: usize) -> bool {
+        let before = start.checked_sub(1).map(|i| text[i]);
+        if self.quote_before && before != Some(b'"') {
+            return false;
+        }
+        if self.digits
+            && (matches!(before, Some(b'1'..=b'9'))
+                || text.get(end).is_some_and(u8::is_ascii_digit))
+        {
+            return false;
+        }
+        true
+    }
+}
+
+#[derive(Debug)]
+struct Finder {
+    core: memchr::memmem::Finder<'static>,
+    context: Context,
+}
+
+impl Finder {
+    fn present(&self, text: &[u8]) -> bool {
+        let n = self.core.needle().len();
+        if self.context == Context::default() {
+            return self.core.find(text).is_some();
+        }
+        self.core
+            .find_iter(text)
+            .any(|s| self.context.holds(text, s, s + n))
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct Prefilter {
+    /// Over the cores of the automaton literals (deduplicated).
     ac: AhoCorasick,
-    npats: usize,
-    /// For each pattern, every pattern it contains (itself included): found with it.
+    /// How many automaton literals there are (bits of `Buffers::found`).
+    nlits: usize,
+    /// Per core: its literals, each with the context its occurrence must have.
+    core_lits: Vec<Vec<(u32, Context)>>,
+    /// Per core: the literals of every other core it contains, found with it (unchecked:
+    /// counting a literal present is always safe).
     implied: Vec<Vec<u32>>,
-    /// For each pattern, the smallest offset inside it where another pattern could start and
-    /// run past its end (its length when none can).
+    /// For each core, the smallest offset inside it where another core could start and run
+    /// past its end (its length when none can).
     restart: Vec<usize>,
-    finders: Vec<memchr::memmem::Finder<'static>>,
+    finders: Vec<Finder>,
     finder_lits: Vec<String>,
+    /// The automaton literals.
     pub(crate) patterns: Vec<String>,
+    /// Per automaton literal: the positions of the rules whose first clause it is part of.
+    gated: Vec<Vec<u32>>,
+    /// Per rule position: the rule's clauses, the paths it reads, and whether it reads more
+    /// than its fields (keywords: every value), so that it is given the whole document.
+    rules: Vec<RuleReads>,
+    /// Identifies this prefilter in the per-thread cache of pruning trees.
+    id: u64,
+}
+
+#[derive(Debug)]
+struct RuleReads {
+    required: Vec<Clause>,
+    paths: Vec<crate::event::FieldPath>,
+    whole: bool,
+}
+
+/// Per thread: pruning trees by prefilter, then by the set of rules the prefilter let through.
+type TreeCache =
+    std::collections::HashMap<u64, std::collections::HashMap<Vec<u64>, std::rc::Rc<pruned::Tree>>>;
+
+thread_local! {
+    static TREES: std::cell::RefCell<TreeCache> = std::cell::RefCell::new(TreeCache::new());
 }
 
 /// Per-thread scratch space, reused from event to event.
@@ -71,6 +149,8 @@ pub(crate) struct Prefilter {
 struct Buffers {
     folded: Vec<u8>,
     found: Vec<u64>,
+    /// Rule positions whose first clause holds (see [`Clause::gate`]).
+    open: Vec<u64>,
     /// Per finder: 0 not searched yet, 1 present, 2 absent.
     memo: Vec<u8>,
 }
@@ -81,15 +161,20 @@ thread_local! {
 
 pub(crate) struct Scan<'r> {
     pf: &'r Prefilter,
+    /// Rule positions whose first clause holds (see [`Clause::gate`]), out of `buf`.
+    open: Vec<u64>,
     buf: std::cell::RefCell<Buffers>,
     poisoned: bool,
     raw: &'r str,
     odd_numbers: std::cell::OnceCell<bool>,
+    /// The event parsed down to what the rules it may match read.
+    pruned: std::cell::OnceCell<Option<serde_json::Value>>,
 }
 
 impl Drop for Scan<'_> {
     fn drop(&mut self) {
-        let buf = std::mem::take(self.buf.get_mut());
+        let mut buf = std::mem::take(self.buf.get_mut());
+        buf.open = std::mem::take(&mut self.open);
         BUFFERS.with(|b| *b.borrow_mut() = buf);
     }
 }
@@ -128,21 +213,35 @@ impl Prefilter {
             buf.folded
                 .extend(raw.bytes().map(|b| b.to_ascii_lowercase()));
             buf.found.clear();
-            buf.found.resize(self.npats.div_ceil(64), 0);
+            buf.found.resize(self.nlits.div_ceil(64), 0);
             buf.memo.clear();
             buf.memo.resize(self.finders.len(), 0);
             self.search(&mut buf);
+            buf.open.clear();
+            buf.open.resize(self.rules.len().div_ceil(64), 0);
+            for (w, &bits) in buf.found.iter().enumerate() {
+                let mut bits = bits;
+                while bits != 0 {
+                    let l = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    for &r in &self.gated[l] {
+                        buf.open[(r / 64) as usize] |= 1 << (r % 64);
+                    }
+                }
+            }
         }
         Scan {
             pf: self,
+            open: std::mem::take(&mut buf.open),
             buf: std::cell::RefCell::new(buf),
             poisoned,
             raw,
             odd_numbers: std::cell::OnceCell::new(),
+            pruned: std::cell::OnceCell::new(),
         }
     }
 
-    /// Marks every automaton pattern present in the folded text.
+    /// Marks every automaton literal present in the folded text.
     fn search(&self, buf: &mut Buffers) {
         let text = &buf.folded;
         let found = &mut buf.found;
@@ -151,12 +250,17 @@ impl Prefilter {
             let input = aho_corasick::Input::new(text).range(at..);
             for m in self.ac.find_iter(input) {
                 let id = m.pattern().as_usize();
-                for &p in &self.implied[id] {
-                    found[(p / 64) as usize] |= 1 << (p % 64);
+                for &(l, cx) in &self.core_lits[id] {
+                    if cx.holds(text, m.start(), m.end()) {
+                        found[(l / 64) as usize] |= 1 << (l % 64);
+                    }
+                }
+                for &l in &self.implied[id] {
+                    found[(l / 64) as usize] |= 1 << (l % 64);
                 }
                 let k = self.restart[id];
                 if k < m.len() {
-                    // A longer pattern may start inside this match: search again from there.
+                    // A longer core may start inside this match: search again from there.
                     at = m.start() + k;
                     continue 'outer;
                 }
@@ -166,29 +270,98 @@ impl Prefilter {
     }
 }
 
-impl Scan<'_> {
+impl<'r> Scan<'r> {
+    /// The document to evaluate rules on: the event's own when it is parsed already, else the
+    /// raw text parsed down to the fields read by the rules the prefilter lets through (see
+    /// [`pruned`]), else (the pruned parse cannot tell) the whole document. `None`: the text is
+    /// not a JSON object.
+    pub(crate) fn doc<'s>(&'s self, ev: &'s crate::Event<'_>) -> Option<&'s serde_json::Value> {
+        if ev.is_parsed() || ev.raw().map(str::as_ptr) != Some(self.raw.as_ptr()) {
+            return ev.doc();
+        }
+        match self.pruned.get_or_init(|| self.tree().parse(self.raw)) {
+            Some(v) => Some(v),
+            None => ev.doc(),
+        }
+    }
+
+    /// The pruning tree for the rules this event may match (cached per thread).
+    fn tree(&self) -> std::rc::Rc<pruned::Tree> {
+        let rules = &self.pf.rules;
+        let mut set = [0u64; 4];
+        let mut big = Vec::new();
+        let set: &mut [u64] = if rules.len() <= 256 {
+            &mut set[..rules.len().div_ceil(64)]
+        } else {
+            big.resize(rules.len().div_ceil(64), 0);
+            &mut big
+        };
+        for (i, r) in rules.iter().enumerate() {
+            if !r.whole && self.may_match(&r.required) {
+                set[i / 64] |= 1 << (i % 64);
+            }
+        }
+        TREES.with(|c| {
+            let mut c = c.borrow_mut();
+            let c = c.entry(self.pf.id).or_default();
+            if let Some(t) = c.get(&*set) {
+                return t.clone();
+            }
+            if c.len() >= 4096 {
+                c.clear();
+            }
+            let paths: Vec<&crate::event::FieldPath> = rules
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| set[i / 64] & (1 << (i % 64)) != 0)
+                .flat_map(|(_, r)| r.paths.iter())
+                .collect();
+            let t = std::rc::Rc::new(pruned::Tree::new(&paths));
+            c.insert(set.to_vec(), t.clone());
+            t
+        })
+    }
+
+    /// Whether the rule at this position needs the whole document (see [`Scan::doc`]).
+    pub(crate) fn needs_whole(&self, pos: usize) -> bool {
+        self.pf.rules.get(pos).is_none_or(|r| r.whole)
+    }
+
     /// False when the rule provably cannot match the event.
+    #[inline]
     pub(crate) fn may_match(&self, required: &[Clause]) -> bool {
         if self.poisoned {
             return true;
         }
+        match required.first() {
+            Some(c) if c.gate != u32::MAX => {
+                self.open[(c.gate / 64) as usize] & (1 << (c.gate % 64)) != 0
+                    && self.holds(&required[1..])
+            }
+            _ => self.holds(required),
+        }
+    }
+
+    /// Whether every clause holds.
+    fn holds(&self, clauses: &[Clause]) -> bool {
+        if clauses.is_empty() {
+            return true;
+        }
         let mut buf = self.buf.borrow_mut();
         let buf = &mut *buf;
-        required.iter().all(|c| {
-            let present = if c.by_automaton {
-                c.lits
-                    .iter()
-                    .any(|&p| buf.found[(p / 64) as usize] & (1 << (p % 64)) != 0)
-            } else {
-                c.lits.iter().any(|&f| {
+        clauses.iter().all(|c| {
+            let present = c
+                .lits
+                .iter()
+                .any(|&p| buf.found[(p / 64) as usize] & (1 << (p % 64)) != 0)
+                || c.finds.iter().any(|&f| {
                     let f = f as usize;
                     if buf.memo[f] == 0 {
-                        let hit = self.pf.finders[f].find(&buf.folded).is_some();
+                        let hit = self.pf.finders[f].present(&buf.folded);
                         buf.memo[f] = if hit { 1 } else { 2 };
                     }
                     buf.memo[f] == 1
-                })
-            };
+                });
             present || (c.numeric && *self.odd_numbers.get_or_init(|| has_odd_numbers(self.raw)))
         })
     }
@@ -246,6 +419,15 @@ struct Lit {
     numeric: bool,
     /// Known to be in most events (a key of a field nearly every event has).
     common: bool,
+    /// The digits of an integer: they occur with no digit right after them nor a digit 1-9
+    /// right before.
+    digits: bool,
+}
+
+impl Lit {
+    fn same(&self, o: &Lit) -> bool {
+        self.text == o.text && self.digits == o.digits
+    }
 }
 
 type Cnf = Vec<Vec<Lit>>;
@@ -280,6 +462,7 @@ fn lit(s: &str) -> Option<Lit> {
         text,
         numeric,
         common: false,
+        digits: false,
     })
 }
 
@@ -290,6 +473,7 @@ fn quoted(text: String) -> Lit {
         text: text.to_ascii_lowercase(),
         numeric: false,
         common: false,
+        digits: false,
     }
 }
 
@@ -349,13 +533,15 @@ fn matcher_lits(m: &Matcher) -> Option<Vec<Lit>> {
             .collect(),
         Matcher::Num { n, text } => {
             if n.fract() == 0.0 && n.abs() < 1e15 {
-                // Integral JSON numbers are written with these digits (strings holding the
-                // integer contain them too); a string equal to the rule's text also matches.
-                let digits = format!("{}", *n as i64);
+                // An integral JSON number is written with these digits; a string holding the
+                // integer has them too, maybe after a sign or zeros (`"+0401"`); a string
+                // equal to the rule's text also matches (`0x1F`: its own literal).
+                let digits = format!("{}", n.abs() as i64);
                 let mut out = vec![Lit {
                     text: digits.clone(),
                     numeric: false,
                     common: false,
+                    digits: true,
                 }];
                 if !text.to_ascii_lowercase().contains(&digits) {
                     out.push(lit(text)?);
@@ -369,6 +555,7 @@ fn matcher_lits(m: &Matcher) -> Option<Vec<Lit>> {
             text: b.to_string(),
             numeric: false,
             common: false,
+            digits: false,
         }]),
         _ => None,
     }
@@ -515,6 +702,16 @@ const COMMON_KEYS: &[&str] = &[
     "status",
 ];
 
+/// Values found in many Kubernetes audit events (control-plane namespaces, node and lease
+/// traffic). Only a speed hint.
+const FREQUENT_VALUES: &[&str] = &[
+    "kube-system",
+    "kube-node-lease",
+    "default",
+    "nodes",
+    "leases",
+];
+
 /// Keys of request and response bodies: found in many events.
 const FREQUENT_KEYS: &[&str] = &[
     "subresource",
@@ -547,8 +744,11 @@ fn weight(l: &Lit) -> f64 {
     if COMMON.contains(&t) {
         return if quoted { 0.3 } else { 1.0 };
     }
-    if FREQUENT_KEYS.contains(&t) {
+    if FREQUENT_KEYS.contains(&t) || FREQUENT_VALUES.contains(&t) {
         return 0.3;
+    }
+    if l.digits {
+        return if l.text.len() >= 3 { 0.1 } else { 1.0 };
     }
     match l.text.len() {
         0..=2 => 1.0,
@@ -598,7 +798,7 @@ fn or(parts: Vec<Option<Cnf>>) -> Option<Cnf> {
             for c in p.iter().take(3) {
                 let mut u = a.clone();
                 for l in c {
-                    if !u.iter().any(|x| x.text == l.text) {
+                    if !u.iter().any(|x| x.same(l)) {
                         u.push(l.clone());
                     }
                 }
@@ -621,10 +821,10 @@ fn and(parts: Vec<Option<Cnf>>) -> Option<Cnf> {
     sort_clauses(&mut all);
     let mut out: Cnf = Vec::new();
     for c in all {
-        let key = |c: &Vec<Lit>| {
-            let mut t: Vec<&str> = c.iter().map(|l| l.text.as_str()).collect();
+        let key = |c: &Vec<Lit>| -> Vec<(String, bool)> {
+            let mut t: Vec<(String, bool)> = c.iter().map(|l| (l.text.clone(), l.digits)).collect();
             t.sort_unstable();
-            t.join("\u{0}")
+            t
         };
         if !out.iter().any(|o| key(o) == key(&c)) {
             out.push(c);
@@ -713,20 +913,21 @@ fn cond_cnf(r: &CompiledRule, c: &Cond) -> Option<Cnf> {
 fn compress(clause: Vec<Lit>) -> Vec<Lit> {
     let mut lits: Vec<Lit> = Vec::new();
     for l in clause {
-        if !lits.iter().any(|x| x.text == l.text) {
+        if !lits.iter().any(|x| x.same(&l)) {
             lits.push(l);
         }
     }
     let drop_implied = |lits: Vec<Lit>| -> Vec<Lit> {
-        let keep: Vec<bool> =
-            lits.iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    !lits.iter().enumerate().any(|(j, o)| {
-                        j != i && l.text.contains(&o.text) && (o.text != l.text || j < i)
-                    })
+        let keep: Vec<bool> = lits
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                !lits.iter().enumerate().any(|(j, o)| {
+                    // `o` is there whenever `l` is (its digits need their context: no).
+                    j != i && !o.digits && l.text.contains(&o.text) && (o.text != l.text || j < i)
                 })
-                .collect();
+            })
+            .collect();
         lits.into_iter()
             .zip(keep)
             .filter_map(|(l, k)| k.then_some(l))
@@ -766,6 +967,7 @@ fn compress(clause: Vec<Lit>) -> Vec<Lit> {
             numeric: numeric_chars(&sub),
             text: sub.clone(),
             common: false,
+            digits: false,
         };
         lits.retain(|x| !x.text.contains(&sub));
         lits.push(new);
@@ -777,44 +979,159 @@ fn compress(clause: Vec<Lit>) -> Vec<Lit> {
     lits
 }
 
+/// The shortest core the automaton searches: its SIMD prefilter (Teddy) compares the first
+/// bytes of every core, so short cores make it report many candidates.
+const MIN_CORE: usize = 4;
+
+/// The part of a literal the automaton or a finder searches for (the literal without its
+/// leading quote), and the context the literal adds.
+fn core(l: &Lit) -> (&str, Context) {
+    match l.text.strip_prefix('"') {
+        Some(rest) if !rest.is_empty() => (
+            rest,
+            Context {
+                quote_before: true,
+                digits: l.digits,
+            },
+        ),
+        _ => (
+            l.text.as_str(),
+            Context {
+                quote_before: false,
+                digits: l.digits,
+            },
+        ),
+    }
+}
+
+/// At most this many distinct cores go into the automaton (its SIMD prefilter handles up to 64
+/// patterns): the first clause of every rule while there is room, and later clauses whose
+/// cores it has anyway.
+const MAX_CORES: usize = 64;
+
+#[derive(Default)]
+struct Tables {
+    /// Automaton literals, their cores and contexts.
+    pats: Vec<String>,
+    pat_cx: Vec<(String, Context)>,
+    index: std::collections::HashMap<(String, bool), u32>,
+    cores: std::collections::HashSet<String>,
+    finder_lits: Vec<String>,
+    finders: Vec<Finder>,
+    finder_index: std::collections::HashMap<(String, bool), u32>,
+}
+
+impl Tables {
+    fn auto(&mut self, l: &Lit) -> u32 {
+        let key = (l.text.clone(), l.digits);
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        let (c, cx) = core(l);
+        self.cores.insert(c.to_string());
+        self.pat_cx.push((c.to_string(), cx));
+        self.pats.push(l.text.clone());
+        self.index.insert(key, (self.pats.len() - 1) as u32);
+        (self.pats.len() - 1) as u32
+    }
+
+    fn finder(&mut self, l: &Lit) -> u32 {
+        let key = (l.text.clone(), l.digits);
+        if let Some(&i) = self.finder_index.get(&key) {
+            return i;
+        }
+        let (c, context) = core(l);
+        self.finders.push(Finder {
+            core: memchr::memmem::Finder::new(c.as_bytes()).into_owned(),
+            context,
+        });
+        self.finder_lits.push(l.text.clone());
+        self.finder_index
+            .insert(key, (self.finders.len() - 1) as u32);
+        (self.finders.len() - 1) as u32
+    }
+
+    /// How many new cores the automaton would need for the clause (`None`: a core is short).
+    fn new_cores(&self, c: &[Lit]) -> Option<usize> {
+        let mut new = std::collections::HashSet::new();
+        for l in c {
+            let (core, _) = core(l);
+            if core.len() < MIN_CORE {
+                return None;
+            }
+            if !self.cores.contains(core) {
+                new.insert(core);
+            }
+        }
+        Some(new.len())
+    }
+}
+
 /// Builds the dataset's automaton and fills each rule's `required` clauses.
 pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
-    let mut pats: Vec<String> = Vec::new();
-    let mut index = std::collections::HashMap::new();
-    let mut finder_lits: Vec<String> = Vec::new();
-    let mut finder_index = std::collections::HashMap::new();
-    let mut any = false;
-    for r in rules.iter_mut() {
+    let mut t = Tables::default();
+    let mut cnfs: Vec<Cnf> = Vec::new();
+    for r in rules.iter() {
         let mut cnf: Cnf = cond_cnf(r, &r.condition)
             .unwrap_or_default()
             .into_iter()
             .map(compress)
             .collect();
         sort_clauses(&mut cnf);
+        // The automaton takes the best clause whose cores are long enough.
+        if let Some(i) = cnf.iter().position(|c| t.new_cores(c).is_some()) {
+            let c = cnf.remove(i);
+            cnf.insert(0, c);
+        }
+        cnfs.push(cnf);
+    }
+    // First clauses first, then the others in order, while the automaton has room.
+    let mut in_auto: Vec<Vec<bool>> = cnfs.iter().map(|c| vec![false; c.len()]).collect();
+    let depth = cnfs.iter().map(Vec::len).max().unwrap_or(0);
+    for d in 0..depth {
+        for (ri, cnf) in cnfs.iter().enumerate() {
+            let Some(c) = cnf.get(d) else { continue };
+            match t.new_cores(c) {
+                // More cores make the automaton slower than the searches they save: later
+                // clauses only use cores it has anyway.
+                Some(n) if t.cores.len() + n <= MAX_CORES && (d == 0 || n == 0) => {
+                    for l in c {
+                        t.auto(l);
+                    }
+                    in_auto[ri][d] = true;
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut any = false;
+    for (pos, ((r, cnf), auto)) in rules.iter_mut().zip(cnfs).zip(in_auto).enumerate() {
         r.required = cnf
             .into_iter()
+            .zip(auto)
             .enumerate()
-            .map(|(i, c)| {
+            .map(|(i, (c, auto))| {
                 let numeric = c.iter().any(|l| l.numeric);
-                let (table, idx) = if i == 0 {
-                    (&mut pats, &mut index)
-                } else {
-                    (&mut finder_lits, &mut finder_index)
-                };
-                let mut lits: Vec<u32> = c
-                    .into_iter()
-                    .map(|l| {
-                        *idx.entry(l.text.clone()).or_insert_with(|| {
-                            table.push(l.text);
-                            (table.len() - 1) as u32
-                        })
-                    })
-                    .collect();
+                let (mut lits, mut finds) = (Vec::new(), Vec::new());
+                for l in &c {
+                    if auto {
+                        lits.push(t.auto(l));
+                    } else {
+                        finds.push(t.finder(l));
+                    }
+                }
                 lits.sort_unstable();
                 lits.dedup();
+                finds.sort_unstable();
+                finds.dedup();
                 Clause {
+                    gate: if i == 0 && auto && !numeric {
+                        pos as u32
+                    } else {
+                        u32::MAX
+                    },
                     lits,
-                    by_automaton: i == 0,
+                    finds,
                     numeric,
                 }
             })
@@ -824,32 +1141,75 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
     if !any {
         return None;
     }
-    let npats = pats.len();
-    // The scan folds the text to lowercase; the patterns are folded the same way.
-    let folded: Vec<Vec<u8>> = pats
+    let Tables {
+        pats,
+        pat_cx,
+        finder_lits,
+        finders,
+        ..
+    } = t;
+    let mut gated = vec![Vec::new(); pats.len()];
+    for r in rules.iter() {
+        if let Some(c) = r.required.first().filter(|c| c.gate != u32::MAX) {
+            for &l in &c.lits {
+                gated[l as usize].push(c.gate);
+            }
+        }
+    }
+    // What each rule reads (field references included), for the pruned parse.
+    let reads = rules
         .iter()
-        .map(|p| p.as_bytes().to_ascii_lowercase())
+        .map(|r| {
+            let mut paths = Vec::new();
+            let mut keywords = false;
+            for s in &r.selections {
+                collect_paths(&s.node, &mut paths, &mut keywords);
+            }
+            RuleReads {
+                required: r.required.clone(),
+                paths: paths.into_iter().cloned().collect(),
+                whole: keywords,
+            }
+        })
         .collect();
+    // The automaton searches each distinct core once; a match checks the context of each
+    // literal with that core.
+    let mut cores: Vec<Vec<u8>> = Vec::new();
+    let mut core_lits: Vec<Vec<(u32, Context)>> = Vec::new();
+    for (l, (c, cx)) in pat_cx.iter().enumerate() {
+        let c = c.as_bytes().to_ascii_lowercase();
+        let i = match cores.iter().position(|x| *x == c) {
+            Some(i) => i,
+            None => {
+                cores.push(c);
+                core_lits.push(vec![]);
+                cores.len() - 1
+            }
+        };
+        core_lits[i].push((l as u32, *cx));
+    }
+    let ncores = cores.len();
     // Leftmost-longest, non-overlapping search reports, at each reported start, the longest
-    // pattern there. Every other occurrence either lies inside a reported match (then that
-    // pattern is a substring of it: `implied`), or starts inside it and runs past its end (then
-    // a suffix of the match is a prefix of that pattern: the search restarts at the earliest
-    // such offset), or starts after it.
-    let implied = folded
+    // core there. Every other occurrence either lies inside a reported match (then that core is
+    // a substring of it: `implied`), or starts inside it and runs past its end (then a suffix
+    // of the match is a prefix of that core: the search restarts at the earliest such offset),
+    // or starts after it.
+    let implied = cores
         .iter()
-        .map(|p| {
-            (0..npats)
-                .filter(|&q| memchr::memmem::find(p, &folded[q]).is_some())
-                .map(|q| q as u32)
+        .enumerate()
+        .map(|(i, p)| {
+            (0..ncores)
+                .filter(|&q| q != i && memchr::memmem::find(p, &cores[q]).is_some())
+                .flat_map(|q| core_lits[q].iter().map(|&(l, _)| l))
                 .collect()
         })
         .collect();
-    let restart = folded
+    let restart = cores
         .iter()
         .map(|p| {
             (1..p.len())
                 .find(|&k| {
-                    folded
+                    cores
                         .iter()
                         .any(|q| q.len() > p.len() - k && q.starts_with(&p[k..]))
                 })
@@ -858,20 +1218,45 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
         .collect();
     let ac = AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostLongest)
-        .build(&folded)
+        .build(&cores)
         .ok()?;
     Some(Prefilter {
         ac,
-        npats,
+        nlits: pats.len(),
+        core_lits,
         implied,
         restart,
-        finders: finder_lits
-            .iter()
-            .map(|l| memchr::memmem::Finder::new(l.as_bytes()).into_owned())
-            .collect(),
+        finders,
         finder_lits,
         patterns: pats,
+        gated,
+        rules: reads,
+        id: {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        },
     })
+}
+
+fn collect_paths<'a>(
+    n: &'a SelNode,
+    out: &mut Vec<&'a crate::event::FieldPath>,
+    keywords: &mut bool,
+) {
+    match n {
+        SelNode::Item(i) => {
+            *keywords |= i.paths.is_empty();
+            out.extend(i.paths.iter());
+            for m in &i.matchers {
+                if let Matcher::FieldRef { paths, .. } = m {
+                    out.extend(paths.iter());
+                }
+            }
+        }
+        SelNode::And(xs) | SelNode::Or(xs) => {
+            xs.iter().for_each(|x| collect_paths(x, out, keywords))
+        }
+    }
 }
 
 impl crate::RuleSet {
@@ -887,23 +1272,20 @@ impl crate::RuleSet {
             .map(|r| {
                 let clauses = match &ds.prefilter {
                     None => vec![],
-                    Some(pf) => r
-                        .required
-                        .iter()
-                        .map(|c| {
-                            c.lits
-                                .iter()
-                                .map(|&i| {
-                                    let i = i as usize;
-                                    if c.by_automaton {
-                                        pf.patterns[i].clone()
-                                    } else {
-                                        pf.finder_lits[i].clone()
-                                    }
-                                })
-                                .collect()
-                        })
-                        .collect(),
+                    Some(pf) => {
+                        r.required
+                            .iter()
+                            .map(|c| {
+                                c.lits
+                                    .iter()
+                                    .map(|&i| pf.patterns[i as usize].clone())
+                                    .chain(c.finds.iter().map(|&i| {
+                                        format!("{} (searched)", pf.finder_lits[i as usize])
+                                    }))
+                                    .collect()
+                            })
+                            .collect()
+                    }
                 };
                 (self.rules[r.rule].title.clone(), clauses)
             })

@@ -279,8 +279,8 @@ proptest! {
         with.evaluate(&Event::from_raw("k8s.audit", &raw), &mut a);
         let mut b = vec![];
         without.evaluate(&Event::new("k8s.audit", &doc), &mut b);
-        let ra: Vec<usize> = a.iter().map(|m| m.rule).collect();
-        let rb: Vec<usize> = b.iter().map(|m| m.rule).collect();
-        prop_assert_eq!(ra, rb, "{}", raw);
+        // Same rules, and the same field values reported (the engine may parse only the
+        // fields its rules read).
+        prop_assert_eq!(a, b, "{}", raw);
     }
 }

@@ -1,0 +1,481 @@
+//! Parsing only what rules read: a raw JSON event becomes a [`Value`] that holds the values of
+//! the dataset's field paths (whole) and the objects and arrays on the way to them, nothing
+//! else. Rules that read other parts (keywords search every value; correlations read their
+//! own fields) are given the whole document instead.
+//!
+//! Same answers as the whole document. A field path resolves (see [`FieldPath`]) through
+//! object keys, each key one or more of its dot-separated segments joined back together, and
+//! through arrays, whose elements are all tried; the tree below keeps, at every object on the
+//! way, exactly the keys some path can look up there, so every lookup a rule makes finds what
+//! it finds in the whole document. (The root's dotted keys tell resolution to try joined keys
+//! there: a dotted root key left out is one no path looks up, so trying it finds nothing in
+//! either document.)
+//!
+//! Same acceptance as the whole document: skipped values go through the same deserializer as
+//! [`Value`] does (`deserialize_any`: syntax, escapes and surrogates, number range, nesting
+//! depth), into a visitor that keeps nothing; trailing characters are refused; an object whose
+//! first key is serde_json's raw-value marker (which [`Value`] reads specially) makes the pruned
+//! parse give up, and the caller parses the whole document.
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize as _;
+use serde_json::{Map, Number, Value};
+
+use crate::event::FieldPath;
+
+/// serde_json's marker key for raw values (its `raw_value` feature): [`Value`] parses the
+/// string after it as JSON.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// The keys to keep, as a graph: a node is the set of (path, segment) positions a lookup can be
+/// at; its children are the keys that move some position on.
+#[derive(Debug, Default)]
+pub(crate) struct Tree {
+    nodes: Vec<Node>,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    /// Keep the whole value (some path ends here).
+    whole: bool,
+    /// Key -> child node, sorted by key length.
+    children: Vec<(Box<str>, u32)>,
+    /// For each key length, where its keys start in `children` (one more entry at the end).
+    by_len: Vec<u32>,
+}
+
+impl Tree {
+    /// The tree for these paths (none: keep nothing).
+    pub(crate) fn new(paths: &[&FieldPath]) -> Tree {
+        let segs: Vec<Vec<&str>> = paths
+            .iter()
+            .map(|p| {
+                if p.text.is_empty() {
+                    vec![""]
+                } else {
+                    p.text.split('.').collect()
+                }
+            })
+            .collect();
+        let mut tree = Tree::default();
+        let mut ids: std::collections::HashMap<Vec<(usize, usize)>, u32> =
+            std::collections::HashMap::new();
+        let start: Vec<(usize, usize)> = (0..segs.len()).map(|p| (p, 0)).collect();
+        let mut queue = vec![start.clone()];
+        ids.insert(start, 0);
+        tree.nodes.push(Node::default());
+        while let Some(set) = queue.pop() {
+            let id = ids[&set] as usize;
+            let mut by_key: std::collections::BTreeMap<String, Vec<(usize, usize)>> =
+                Default::default();
+            for &(p, i) in &set {
+                let s = &segs[p];
+                if i == s.len() {
+                    tree.nodes[id].whole = true;
+                    continue;
+                }
+                for j in i..s.len() {
+                    by_key
+                        .entry(s[i..=j].join("."))
+                        .or_default()
+                        .push((p, j + 1));
+                }
+            }
+            if tree.nodes[id].whole {
+                // Everything below is kept anyway.
+                continue;
+            }
+            for (key, mut next) in by_key {
+                next.sort_unstable();
+                next.dedup();
+                let child = match ids.get(&next) {
+                    Some(&c) => c,
+                    None => {
+                        let c = tree.nodes.len() as u32;
+                        tree.nodes.push(Node::default());
+                        ids.insert(next.clone(), c);
+                        queue.push(next);
+                        c
+                    }
+                };
+                tree.nodes[id].children.push((key.into_boxed_str(), child));
+            }
+        }
+        for n in &mut tree.nodes {
+            n.children.sort_by_key(|(k, _)| k.len());
+            let max = n.children.last().map_or(0, |(k, _)| k.len());
+            n.by_len = (0..=max + 1)
+                .map(|len| n.children.partition_point(|(k, _)| k.len() < len) as u32)
+                .collect();
+        }
+        tree
+    }
+
+    /// Parses `raw` keeping what the paths reach; `None` when the text is not a JSON object or
+    /// the pruned parse cannot tell (the caller then parses the whole document).
+    pub(crate) fn parse(&self, raw: &str) -> Option<Value> {
+        let mut de = serde_json::Deserializer::from_str(raw);
+        let v = Seed {
+            tree: self,
+            node: 0,
+        }
+        .deserialize(&mut de)
+        .ok()?;
+        de.end().ok()?;
+        v.is_object().then_some(v)
+    }
+}
+
+impl Node {
+    fn child(&self, key: &str) -> Option<u32> {
+        let n = key.len();
+        if n + 1 >= self.by_len.len() {
+            return None;
+        }
+        let (a, b) = (self.by_len[n] as usize, self.by_len[n + 1] as usize);
+        self.children[a..b]
+            .iter()
+            .find(|(k, _)| k.as_bytes() == key.as_bytes())
+            .map(|&(_, c)| c)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Seed<'t> {
+    tree: &'t Tree,
+    node: u32,
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.tree.nodes[self.node as usize].whole {
+            return Value::deserialize(d);
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    // Scalars as `Value` reads them.
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        // Arrays are transparent to paths: every element is read at this node.
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(self)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let node = &self.tree.nodes[self.node as usize];
+        let mut out = Map::new();
+        let mut first = true;
+        while let Some(key) = map.next_key_seed(Key)? {
+            if first && key == RAW_VALUE_TOKEN {
+                return Err(A::Error::custom("raw value marker"));
+            }
+            first = false;
+            match node.child(&key) {
+                Some(c) => {
+                    let v = map.next_value_seed(Seed { node: c, ..self })?;
+                    out.insert(key.into_owned(), v);
+                }
+                None => map.next_value_seed(Discard)?,
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Reads a value the way [`Value`] does and keeps nothing.
+#[derive(Clone, Copy)]
+struct Discard;
+
+impl<'de> DeserializeSeed<'de> for Discard {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Discard {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut first = true;
+        while let Some(key) = map.next_key_seed(Key)? {
+            if first && key == RAW_VALUE_TOKEN {
+                return Err(A::Error::custom("raw value marker"));
+            }
+            first = false;
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+}
+
+/// A key, borrowed from the text when it has no escapes.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tree(paths: &[&str]) -> Tree {
+        let ps: Vec<FieldPath> = paths.iter().map(|p| FieldPath::new(p)).collect();
+        Tree::new(&ps.iter().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn keeps_what_paths_reach() {
+        let t = tree(&["objectRef.resource", "a.b.c", "verb"]);
+        let raw = r#"{"kind":"Event","verb":"get","objectRef":{"resource":"pods","name":"x"},"a":[{"b":{"c":1,"d":2}},{"b.c":3,"e":4}],"a.b":{"c":5,"f":6},"user":{"username":"u"}}"#;
+        assert_eq!(
+            t.parse(raw).unwrap(),
+            json!({"verb":"get","objectRef":{"resource":"pods"},"a":[{"b":{"c":1}},{"b.c":3}],"a.b":{"c":5}})
+        );
+        // A path ending at an object keeps all of it.
+        let t = tree(&["objectRef"]);
+        assert_eq!(
+            t.parse(r#"{"objectRef":{"resource":"pods","x":[1]},"verb":"get"}"#)
+                .unwrap(),
+            json!({"objectRef":{"resource":"pods","x":[1]}})
+        );
+    }
+
+    #[test]
+    fn refuses_what_value_refuses() {
+        let t = tree(&["a"]);
+        for bad in [
+            r#"{"a":1,"b":1e999}"#,
+            r#"{"a":1,"b":"\ud800"}"#,
+            r#"{"a":1,"b":"x"} x"#,
+            r#"{"a":1,"b":[1,]}"#,
+            r#"{"a":1,"b":"tab	inside"}"#,
+            r#"[{"a":1}]"#,
+        ] {
+            assert!(
+                serde_json::from_str::<Value>(bad).map_or(true, |v| !v.is_object()),
+                "{bad}"
+            );
+            assert!(t.parse(bad).is_none(), "{bad}");
+        }
+        let deep = format!(r#"{{"a":1,"b":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+        assert!(serde_json::from_str::<Value>(&deep).is_err());
+        assert!(t.parse(&deep).is_none());
+        let marker = format!(r#"{{"a":1,"b":{{"{RAW_VALUE_TOKEN}":"[1]"}}}}"#);
+        assert!(t.parse(&marker).is_none());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("1".to_string()),
+            Just("-2.5e3".to_string()),
+            Just("true".to_string()),
+            Just("null".to_string()),
+            Just("\"x\"".to_string()),
+            Just("\"a\\u0062\"".to_string()),
+            Just("[]".to_string()),
+            Just("{}".to_string()),
+        ];
+        let key = prop::sample::select(vec!["a", "b", "a.b", "b.c", "a.b.c", "c", "\\u0061"]);
+        leaf.prop_recursive(4, 40, 4, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec((key.clone(), inner), 0..4).prop_map(|kv| {
+                    let parts: Vec<String> = kv
+                        .into_iter()
+                        .map(|(k, v)| format!("\"{k}\": {v}"))
+                        .collect();
+                    format!("{{{}}}", parts.join(","))
+                }),
+            ]
+        })
+    }
+
+    fn values(p: &FieldPath, v: &Value) -> Vec<Value> {
+        let mut out = Vec::new();
+        p.any(v, &mut |x| {
+            out.push(x.clone());
+            false
+        });
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Every path reaches the same values in the pruned and the whole document, and the
+        /// pruned parse accepts exactly the objects the whole parse accepts.
+        #[test]
+        fn pruned_documents_answer_like_whole_ones(
+            raw in json(),
+            paths in prop::collection::vec(
+                prop::sample::select(vec!["a", "b", "a.b", "a.b.c", "b.c", "c", "a.c", "x"]),
+                1..4,
+            ),
+        ) {
+            let raw = format!("{{\"a\":{raw},\"b\":{raw}}}");
+            let ps: Vec<FieldPath> = paths.iter().map(|p| FieldPath::new(p)).collect();
+            let tree = Tree::new(&ps.iter().collect::<Vec<_>>());
+            let whole = serde_json::from_str::<Value>(&raw).ok().filter(Value::is_object);
+            let pruned = tree.parse(&raw);
+            prop_assert_eq!(whole.is_some(), pruned.is_some(), "{}", raw);
+            if let (Some(w), Some(p)) = (whole, pruned) {
+                for path in &ps {
+                    prop_assert_eq!(values(path, &w), values(path, &p), "{} {}", path.text, raw);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    #[test]
+    #[ignore]
+    fn pruned_vs_whole() {
+        let text = std::fs::read_to_string("/tmp/a30k.jsonl").unwrap();
+        let cfg = crate::Config {
+            placeholders: crate::builtin::placeholders(),
+            ..Default::default()
+        };
+        let (set, _) = crate::RuleSet::compile(&crate::builtin::rules(), &cfg);
+        let ds = &set.datasets[set.dataset_index("k8s.audit").unwrap()];
+        let mut paths = vec![];
+        let mut kw = false;
+        for r in &ds.rules {
+            for s in &r.selections {
+                super::super::collect_paths(&s.node, &mut paths, &mut kw);
+            }
+        }
+        let tree = super::Tree::new(&paths);
+        let small = super::Tree::new(&[
+            &crate::event::FieldPath::new("requestURI"),
+            &crate::event::FieldPath::new("user.username"),
+            &crate::event::FieldPath::new("responseStatus.code"),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        for (name, t) in [("all paths", &tree), ("3 paths", &small)] {
+            let c = std::time::Instant::now();
+            let mut k = 0;
+            for l in &lines {
+                k += t.parse(l).map_or(0, |v| v.as_object().unwrap().len());
+            }
+            println!("pruned ({name}) {:?} {k}", c.elapsed());
+        }
+        let t = std::time::Instant::now();
+        let mut k = 0;
+        for l in &lines {
+            k += serde_json::from_str::<serde_json::Value>(l)
+                .map_or(0, |v| v.as_object().unwrap().len());
+        }
+        println!("whole {:?} {k}", t.elapsed());
+        let t = std::time::Instant::now();
+        let mut k = 0;
+        for l in &lines {
+            k += serde_json::from_str::<serde::de::IgnoredAny>(l).map_or(0, |_| 1);
+        }
+        println!("ignored {:?} {k}", t.elapsed());
+    }
+}

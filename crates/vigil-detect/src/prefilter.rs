@@ -1089,7 +1089,7 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
     let mut in_auto: Vec<Vec<bool>> = cnfs.iter().map(|c| vec![false; c.len()]).collect();
     let depth = cnfs.iter().map(Vec::len).max().unwrap_or(0);
     for d in 0..depth {
-        for (ri, cnf) in cnfs.iter().enumerate() {
+        for (cnf, flags) in cnfs.iter().zip(in_auto.iter_mut()) {
             let Some(c) = cnf.get(d) else { continue };
             match t.new_cores(c) {
                 // More cores make the automaton slower than the searches they save: later
@@ -1098,7 +1098,7 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
                     for l in c {
                         t.auto(l);
                     }
-                    in_auto[ri][d] = true;
+                    flags[d] = true;
                 }
                 _ => {}
             }

@@ -60,6 +60,15 @@ enum Command {
     /// Check a `vigil serve` configuration file.
     #[command(subcommand)]
     Config(cmd::serve::ConfigCommand),
+    /// The stored alerts, each with a stable id and its status.
+    Alerts(cmd::incident::lifecycle::AlertsArgs),
+    /// Incident response: open, scope, runbook, phases, report, evidence export.
+    #[command(subcommand)]
+    Incident(cmd::incident::IncidentCommand),
+    /// Is this environment ready for an incident? Policy, blind detections, sources, retention.
+    Readiness(cmd::readiness::ReadinessArgs),
+    /// Replay a built-in multi-source attack end to end: alerts, incident, report, runbook.
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +88,10 @@ fn main() -> ExitCode {
         Command::Stats(a) => cmd::store::stats(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Config(c) => cmd::serve::config(c),
+        Command::Alerts(a) => cmd::incident::lifecycle::alerts(a),
+        Command::Incident(c) => cmd::incident::run(c),
+        Command::Readiness(a) => cmd::readiness::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,9 @@
 pub mod bench;
+pub mod demo;
 pub mod detect;
+pub mod incident;
 pub mod policy;
+pub mod readiness;
 pub mod rules;
 pub mod serve;
 pub mod simulate;

@@ -1,0 +1,17 @@
+//! Incidents: from alert to lessons learned.
+//!
+//! An incident lives in the data directory beside the events it is about:
+//!
+//! ```text
+//! DIR/incidents/log.jsonl     every action on every incident, one JSON line each, hash-chained
+//! DIR/incidents/alerts.jsonl  alert status changes (acknowledged, in an incident, closed)
+//! ```
+//!
+//! The state of an incident is the fold of its actions (`model::Incident::replay`); nothing is
+//! ever rewritten, so the history is the audit trail of the response itself.
+
+pub mod book;
+pub mod model;
+
+pub use book::Book;
+pub use model::{Action, Entity, EntityKind, HistoryEntry, Incident, IncidentError, Phase};

@@ -10,8 +10,15 @@
 //! The state of an incident is the fold of its actions (`model::Incident::replay`); nothing is
 //! ever rewritten, so the history is the audit trail of the response itself.
 
+pub mod alerts;
 pub mod book;
+pub mod entities;
+pub mod export;
 pub mod model;
+pub mod open;
+pub mod report;
+pub mod runbook;
+pub mod scope;
 
 pub use book::Book;
 pub use model::{Action, Entity, EntityKind, HistoryEntry, Incident, IncidentError, Phase};

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use vigil_store::query::{self, Query, Val};
+use vigil_incident::entities::{self, Entity, EntityKind};
+use vigil_store::query::{self, Query};
 use vigil_store::reader::{Kinds, SearchOptions};
 
 use super::{print_events, time_arg, DataDirArg};
@@ -112,64 +113,36 @@ pub struct TimelineArgs {
     pub limit: usize,
 }
 
-fn is(field: &str, value: &str) -> Query {
-    Query::Match {
-        field: Some(field.to_string()),
-        value: Val::Term(value.to_string()),
-    }
-}
-
-/// The query for "everything about this entity".
-pub fn entity_query(e: &EntityArgs) -> Result<Query> {
-    if let Some(u) = &e.user {
-        return Ok(Query::Or(vec![
-            is("user.name", u),
-            is("user.effective.name", u),
-            is("related.user", u),
-        ]));
-    }
-    if let Some(a) = &e.ip {
+/// The entity named by the flags (validated: an address or CIDR block, a pod as NS/NAME).
+pub fn entity_of_args(e: &EntityArgs) -> Result<Entity> {
+    let (kind, value) = if let Some(u) = &e.user {
+        (EntityKind::User, u)
+    } else if let Some(a) = &e.ip {
         if query::ip_range(a).is_none() {
             bail!("--ip {a}: expected an IP address or a CIDR block");
         }
-        return Ok(Query::Or(vec![
-            is("related.ip", a),
-            is("source.ip", a),
-            is("destination.ip", a),
-        ]));
-    }
-    if let Some(p) = &e.pod {
-        let Some((ns, name)) = p.split_once('/') else {
+        (EntityKind::Ip, a)
+    } else if let Some(p) = &e.pod {
+        if !p.contains('/') {
             bail!("--pod {p}: expected NAMESPACE/NAME");
-        };
-        return Ok(Query::And(vec![
-            is("objectRef.resource", "pods"),
-            is("objectRef.namespace", ns),
-            is("objectRef.name", name),
-        ]));
-    }
-    if let Some(n) = &e.node {
-        return Ok(Query::Or(vec![
-            Query::And(vec![
-                is("objectRef.resource", "nodes"),
-                is("objectRef.name", n),
-            ]),
-            is("user.name", &format!("system:node:{n}")),
-            is("host.name", n),
-            is("related.hosts", n),
-        ]));
-    }
-    if let Some(h) = &e.host {
-        return Ok(Query::Or(vec![
-            is("host.name", h),
-            is("related.hosts", h),
-            Query::And(vec![
-                is("objectRef.resource", "nodes"),
-                is("objectRef.name", h),
-            ]),
-        ]));
-    }
-    bail!("give one of --user, --ip, --pod, --node, --host")
+        }
+        (EntityKind::Pod, p)
+    } else if let Some(n) = &e.node {
+        (EntityKind::Node, n)
+    } else if let Some(h) = &e.host {
+        (EntityKind::Host, h)
+    } else {
+        bail!("give one of --user, --ip, --pod, --node, --host")
+    };
+    Ok(Entity {
+        kind,
+        value: value.clone(),
+    })
+}
+
+/// The query for "everything about this entity" (`vigil_incident::entities::query`).
+pub fn entity_query(e: &EntityArgs) -> Result<Query> {
+    Ok(entities::query(&entity_of_args(e)?))
 }
 
 pub fn timeline(args: TimelineArgs) -> Result<ExitCode> {

@@ -1,1 +1,475 @@
-//! (Being written.)
+//! `vigil incident report ID --format md|html`: summary, impact, timeline, root cause, actions
+//! per phase, time to detect and to contain, detection and logging gaps, lessons learned.
+//!
+//! Pure: built from the incident, its events and scope into a small document model
+//! ([`Block`]s), then rendered. Every text from an event or a note goes through the renderer's
+//! escaping (Markdown: backslash escapes; HTML: entities), so an attacker-chosen user name
+//! cannot inject markup or script. The HTML is one self-contained file (inline CSS, no
+//! scripts, no external resources).
+
+pub mod gaps;
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+use vigil_policy::Policy;
+
+use crate::model::{Incident, Phase};
+use crate::scope::{acts, Ev, Scope};
+
+/// The document model of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    Heading(u8, String),
+    Para(String),
+    List(Vec<String>),
+    Table(Vec<String>, Vec<Vec<String>>),
+}
+
+pub struct ReportInput<'a> {
+    pub incident: &'a Incident,
+    /// The timeline's events and alerts.
+    pub events: &'a [Ev],
+    pub scope: &'a Scope,
+    pub policy: Option<&'a Policy>,
+}
+
+/// Timeline rows shown; the export has them all.
+pub const TIMELINE_ROWS: usize = 300;
+
+fn parse_time(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
+/// `1h 2m 3s` (negative with a leading `-`).
+pub fn duration(micros: i64) -> String {
+    let neg = micros < 0;
+    let mut s = micros.unsigned_abs() / 1_000_000;
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
+    s %= 60;
+    let mut out = String::new();
+    for (n, u) in [(d, "d"), (h, "h"), (m, "m")] {
+        if n > 0 || !out.is_empty() {
+            let _ = write!(out, "{n}{u} ");
+        }
+    }
+    let _ = write!(out, "{s}s");
+    if neg {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+fn tags(a: &Ev) -> String {
+    a.raw
+        .pointer("/rule/tags")
+        .and_then(Value::as_array)
+        .map(|t| {
+            t.iter()
+                .filter_map(Value::as_str)
+                .filter(|t| t.starts_with("attack."))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// The report as blocks.
+pub fn build(input: &ReportInput) -> Vec<Block> {
+    let inc = input.incident;
+    let mut evs: Vec<&Ev> = input.events.iter().collect();
+    evs.sort_by_key(|e| (e.time, e.loc));
+    let alerts: Vec<&Ev> = evs.iter().copied().filter(|e| e.alert).collect();
+    let malicious: Vec<&Ev> = evs
+        .iter()
+        .copied()
+        .filter(|e| !e.alert && inc.entities.iter().any(|ent| acts(ent, e)))
+        .collect();
+    let first_bad = malicious.first().copied();
+    let first_alert = alerts.first().copied();
+    let contained = inc.entered(Phase::Containment).and_then(parse_time);
+
+    let mut b = vec![Block::Heading(
+        1,
+        format!("Incident report {}: {}", inc.id, inc.title),
+    )];
+
+    // Summary.
+    b.push(Block::Heading(2, "Summary".into()));
+    let ents: Vec<String> = inc.entities.iter().map(|e| e.to_string()).collect();
+    let mut rows = vec![
+        vec!["Incident".into(), inc.id.clone()],
+        vec!["Title".into(), inc.title.clone()],
+        vec!["Phase".into(), inc.phase.title().into()],
+        vec![
+            "Opened".into(),
+            format!("{} by {}", inc.opened_at, inc.opened_by),
+        ],
+    ];
+    if let Some(c) = &inc.closed_at {
+        rows.push(vec!["Closed".into(), c.clone()]);
+    }
+    rows.push(vec!["Entities".into(), ents.join(", ")]);
+    rows.push(vec![
+        "Evidence".into(),
+        format!(
+            "{} events, {} alerts in the timeline",
+            evs.len() - alerts.len(),
+            alerts.len()
+        ),
+    ]);
+    b.push(Block::Table(vec!["Field".into(), "Value".into()], rows));
+
+    // Impact.
+    b.push(Block::Heading(2, "Impact".into()));
+    let mut impact = Vec::new();
+    for s in &input.scope.entities {
+        let Some(ent) = &s.entity else { continue };
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (s.secrets_read.len(), "secret reads"),
+            (s.objects_created.len(), "objects created"),
+            (s.objects_changed.len(), "objects changed"),
+            (s.objects_deleted.len(), "objects deleted"),
+            (s.exec_sessions.len(), "exec sessions"),
+            (s.rbac_changes.len(), "RBAC changes"),
+            (s.hosts_reached.len(), "hosts reached"),
+            (s.denied, "refused or failed attempts"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        let mut line = format!(
+            "{ent}: {}",
+            if parts.is_empty() {
+                "no recorded activity".to_string()
+            } else {
+                parts.join(", ")
+            }
+        );
+        let details: Vec<String> = s
+            .secrets_read
+            .iter()
+            .chain(&s.rbac_changes)
+            .chain(&s.exec_sessions)
+            .chain(&s.objects_created)
+            .chain(&s.objects_changed)
+            .chain(&s.objects_deleted)
+            .map(|t| format!("{} {}", t.verb, t.target))
+            .chain(s.hosts_reached.iter().map(|t| t.target.clone()))
+            .collect();
+        if !details.is_empty() {
+            let _ = write!(line, " ({})", details.join("; "));
+        }
+        impact.push(line);
+    }
+    b.push(Block::List(impact));
+
+    // Timeline.
+    b.push(Block::Heading(2, "Timeline".into()));
+    let rows: Vec<Vec<String>> = evs
+        .iter()
+        .take(TIMELINE_ROWS)
+        .map(|e| {
+            vec![
+                e.time_rfc3339(),
+                if e.alert { "alert" } else { "event" }.into(),
+                e.dataset.clone(),
+                e.actor(),
+                e.what(),
+                e.code()
+                    .map(|c| c.to_string())
+                    .or_else(|| e.str("event.outcome").map(str::to_string))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    b.push(Block::Table(
+        ["Time", "Kind", "Source", "Who", "What", "Result"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+    ));
+    if evs.len() > TIMELINE_ROWS {
+        b.push(Block::Para(format!(
+            "{} more entries are in the evidence export (timeline.jsonl).",
+            evs.len() - TIMELINE_ROWS
+        )));
+    }
+
+    // Root cause.
+    b.push(Block::Heading(2, "Root cause".into()));
+    let mut rc = Vec::new();
+    match first_bad {
+        Some(e) => rc.push(format!(
+            "First malicious event: {} {} by {} ({}).",
+            e.time_rfc3339(),
+            e.what(),
+            e.actor(),
+            e.dataset
+        )),
+        None => rc.push("No event of the incident's entities is in the timeline.".into()),
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for a in &alerts {
+        let rule = a.str("rule.name").unwrap_or("").to_string();
+        if seen.insert(rule.clone()) {
+            let t = tags(a);
+            rc.push(format!(
+                "Rule {rule} first fired at {}{}.",
+                a.time_rfc3339(),
+                if t.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({t})")
+                }
+            ));
+        }
+    }
+    for n in inc.notes.iter().filter(|n| n.phase == Phase::Detection) {
+        rc.push(format!(
+            "Analysis note ({}, {}): {}",
+            n.time, n.actor, n.text
+        ));
+    }
+    b.push(Block::List(rc));
+
+    // Actions per phase.
+    b.push(Block::Heading(2, "Actions per phase".into()));
+    for (phase, at) in &inc.phases {
+        b.push(Block::Heading(
+            3,
+            format!("{} (entered {at})", phase.title()),
+        ));
+        let notes: Vec<String> = inc
+            .notes
+            .iter()
+            .filter(|n| n.phase == *phase)
+            .map(|n| format!("{} {}: {}", n.time, n.actor, n.text))
+            .collect();
+        if notes.is_empty() {
+            b.push(Block::Para("No notes recorded.".into()));
+        } else {
+            b.push(Block::List(notes));
+        }
+    }
+
+    // Metrics.
+    b.push(Block::Heading(2, "Time to detect and contain".into()));
+    let ttd = match (first_bad, first_alert) {
+        (Some(e), Some(a)) => format!(
+            "{} (first malicious event {} → first alert {})",
+            duration(a.time - e.time),
+            e.time_rfc3339(),
+            a.time_rfc3339()
+        ),
+        _ => "not measurable (no alert or no event of the entities)".into(),
+    };
+    let ttc = match (first_alert, contained) {
+        (Some(a), Some(c)) => format!(
+            "{} (first alert {} → containment entered {})",
+            duration(c - a.time),
+            a.time_rfc3339(),
+            inc.entered(Phase::Containment).unwrap_or("")
+        ),
+        (_, None) => "not contained yet".into(),
+        (None, Some(_)) => "not measurable (no alert)".into(),
+    };
+    b.push(Block::List(vec![
+        format!("Time to detect: {ttd}"),
+        format!("Time to contain: {ttc}"),
+    ]));
+    b.push(Block::Para(
+        "An alert's time is the time of the event that triggered it.".into(),
+    ));
+
+    // Gaps.
+    b.push(Block::Heading(2, "Detection and logging gaps".into()));
+    let k8s: Vec<&Ev> = malicious
+        .iter()
+        .copied()
+        .filter(|e| e.doc.get("objectRef").is_some())
+        .collect();
+    let gaps = gaps::gaps(&k8s, input.policy);
+    if gaps.is_empty() {
+        b.push(Block::Para(
+            "No event of the incident was logged at a level that hid what a built-in rule needs."
+                .into(),
+        ));
+    }
+    for g in &gaps {
+        let first = g.events.first().map(|e| e.0.as_str()).unwrap_or("");
+        let earlier = first_alert
+            .zip(parse_time(first))
+            .filter(|(a, t)| *t < a.time)
+            .map(|(a, t)| format!(", {} before the first alert", duration(a.time - t)))
+            .unwrap_or_default();
+        let mut items: Vec<String> = g
+            .events
+            .iter()
+            .map(|(t, what, level, _)| format!("{t} {what}: logged at {level}"))
+            .collect();
+        items.extend(g.policy.iter().cloned());
+        b.push(Block::Para(format!(
+            "Rule {} ({}, {}) needs {} but {} event(s) were logged without it; it would have been \
+             checked at {first}{earlier}. Log these requests at Request level.",
+            g.rule,
+            g.rule_file,
+            g.level,
+            g.needs.join(", "),
+            g.events.len()
+        )));
+        b.push(Block::List(items));
+    }
+
+    // Lessons learned.
+    b.push(Block::Heading(2, "Lessons learned".into()));
+    let lessons: Vec<String> = inc
+        .notes
+        .iter()
+        .filter(|n| n.phase == Phase::LessonsLearned)
+        .map(|n| format!("{} ({}, {})", n.text, n.actor, n.time))
+        .collect();
+    if lessons.is_empty() {
+        b.push(Block::Para("None recorded yet.".into()));
+    } else {
+        b.push(Block::List(lessons));
+    }
+    b
+}
+
+/// Markdown text: punctuation that Markdown (or HTML inside it) would interpret is escaped.
+pub fn md_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '&' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn markdown(blocks: &[Block]) -> String {
+    let mut out = String::new();
+    for b in blocks {
+        match b {
+            Block::Heading(n, t) => {
+                let _ = writeln!(out, "\n{} {}", "#".repeat(*n as usize), md_escape(t));
+            }
+            Block::Para(t) => {
+                let _ = writeln!(out, "\n{}", md_escape(t));
+            }
+            Block::List(items) => {
+                out.push('\n');
+                for i in items {
+                    let _ = writeln!(out, "- {}", md_escape(i));
+                }
+            }
+            Block::Table(head, rows) => {
+                out.push('\n');
+                let _ = writeln!(
+                    out,
+                    "| {} |",
+                    head.iter()
+                        .map(|h| md_escape(h))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                );
+                let _ = writeln!(out, "|{}", "---|".repeat(head.len()));
+                for r in rows {
+                    let _ = writeln!(
+                        out,
+                        "| {} |",
+                        r.iter()
+                            .map(|c| md_escape(c))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    );
+                }
+            }
+        }
+    }
+    out.trim_start().to_string()
+}
+
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+const CSS: &str = "body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;\
+padding:0 1em;color:#222}table{border-collapse:collapse;font-size:90%}\
+td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}\
+th{background:#eee}h2{border-bottom:1px solid #ccc}";
+
+pub fn html(blocks: &[Block]) -> String {
+    let title = blocks
+        .iter()
+        .find_map(|b| match b {
+            Block::Heading(1, t) => Some(t.as_str()),
+            _ => None,
+        })
+        .unwrap_or("Incident report");
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
+         <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
+        html_escape(title)
+    );
+    for b in blocks {
+        match b {
+            Block::Heading(n, t) => {
+                let _ = writeln!(out, "<h{n}>{}</h{n}>", html_escape(t));
+            }
+            Block::Para(t) => {
+                let _ = writeln!(out, "<p>{}</p>", html_escape(t));
+            }
+            Block::List(items) => {
+                out.push_str("<ul>\n");
+                for i in items {
+                    let _ = writeln!(out, "<li>{}</li>", html_escape(i));
+                }
+                out.push_str("</ul>\n");
+            }
+            Block::Table(head, rows) => {
+                out.push_str("<table>\n");
+                if head.iter().any(|h| !h.is_empty()) {
+                    out.push_str("<tr>");
+                    for h in head {
+                        let _ = write!(out, "<th>{}</th>", html_escape(h));
+                    }
+                    out.push_str("</tr>\n");
+                }
+                for r in rows {
+                    out.push_str("<tr>");
+                    for c in r {
+                        let _ = write!(out, "<td>{}</td>", html_escape(c));
+                    }
+                    out.push_str("</tr>\n");
+                }
+                out.push_str("</table>\n");
+            }
+        }
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}

@@ -1,1 +1,513 @@
-//! (Being written.)
+//! `vigil incident runbook ID`: the response steps for this incident's entities, in order —
+//! evidence capture first, then containment, eradication and recovery checks.
+//!
+//! Pure: built from the incident and its [`Scope`]. Every value that comes from an event (user
+//! names, object names, addresses) is shell-quoted in commands and YAML-quoted in manifests: an
+//! attacker chooses some of them.
+
+use std::collections::BTreeSet;
+
+use crate::model::{Entity, EntityKind, Incident, Phase};
+use crate::scope::{EntityScope, ObjectRef, Scope};
+
+/// The quarantine label put on pods (its value is the incident id).
+pub const QUARANTINE_LABEL: &str = "vigil.io/quarantine";
+
+/// A value as one shell word.
+pub fn sh(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@=,+%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r#"'\''"#))
+    }
+}
+
+/// A value as a YAML double-quoted scalar.
+pub fn yq(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialize")
+}
+
+/// Kubernetes label values: at most 63 of `[A-Za-z0-9._-]`.
+fn label_value(s: &str) -> String {
+    let v: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    v.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
+/// The deny-all NetworkPolicy isolating the quarantined pods of `namespace`.
+pub fn deny_all_policy(incident: &str, namespace: &str) -> String {
+    let label = label_value(incident);
+    format!(
+        "apiVersion: networking.k8s.io/v1\n\
+         kind: NetworkPolicy\n\
+         metadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    {QUARANTINE_LABEL}: {l}\n\
+         spec:\n  podSelector:\n    matchLabels:\n      {QUARANTINE_LABEL}: {l}\n\
+         \x20 policyTypes:\n  - Ingress\n  - Egress\n  ingress: []\n  egress: []\n",
+        name = yq(&format!("vigil-quarantine-{}", label.to_ascii_lowercase())),
+        ns = yq(namespace),
+        l = yq(&label),
+    )
+}
+
+/// `kubectl` arguments naming an object: `RESOURCE[.GROUP] NAME [-n NS]`.
+fn kobj(o: &ObjectRef) -> String {
+    let kind = if o.api_group.is_empty() {
+        o.resource.clone()
+    } else {
+        format!("{}.{}", o.resource, o.api_group)
+    };
+    let mut s = format!("{} {}", sh(&kind), sh(&o.name));
+    if !o.namespace.is_empty() {
+        s.push_str(&format!(" -n {}", sh(&o.namespace)));
+    }
+    s
+}
+
+fn file_name(o: &ObjectRef) -> String {
+    let mut s = format!("{}-{}-{}", o.resource, o.namespace, o.name);
+    s.retain(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    s.trim_matches('-').to_string()
+}
+
+struct Book {
+    out: String,
+    step: usize,
+}
+
+impl Book {
+    fn section(&mut self, title: &str) {
+        self.out.push_str(&format!("\n## {title}\n"));
+    }
+    fn step(&mut self, text: &str, commands: &[String]) {
+        self.step += 1;
+        self.out.push_str(&format!("\n{}. {text}\n", self.step));
+        if !commands.is_empty() {
+            self.out.push_str("\n```sh\n");
+            for c in commands {
+                self.out.push_str(c);
+                self.out.push('\n');
+            }
+            self.out.push_str("```\n");
+        }
+    }
+    fn yaml(&mut self, text: &str) {
+        self.out.push_str("\n```yaml\n");
+        self.out.push_str(text);
+        self.out.push_str("```\n");
+    }
+}
+
+/// Pods the incident is about: pod entities, pods created, and pods exec'd into.
+fn pods(inc: &Incident, scope: &Scope) -> Vec<(String, String)> {
+    let mut out = BTreeSet::new();
+    for e in &inc.entities {
+        if e.kind == EntityKind::Pod {
+            if let Some((ns, name)) = e.value.split_once('/') {
+                out.insert((ns.to_string(), name.to_string()));
+            }
+        }
+    }
+    for s in &scope.entities {
+        for t in s.objects_created.iter().chain(&s.exec_sessions) {
+            if let Some(o) = t.object.as_ref().filter(|o| o.resource == "pods") {
+                if !o.name.is_empty() {
+                    out.insert((o.namespace.clone(), o.name.clone()));
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Objects an entity created or changed (not pods, handled as pods; not RBAC, handled per
+/// identity), without duplicates.
+fn objects(s: &EntityScope) -> Vec<(&'static str, ObjectRef)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for (how, list) in [
+        ("created", &s.objects_created),
+        ("changed", &s.objects_changed),
+        ("deleted", &s.objects_deleted),
+    ] {
+        for t in list {
+            let Some(o) = &t.object else { continue };
+            if o.resource == "pods" || o.name.is_empty() || !seen.insert((how, o.clone())) {
+                continue;
+            }
+            out.push((how, o.clone()));
+        }
+    }
+    out
+}
+
+/// The query that shows an entity's activity (`vigil search` syntax).
+pub fn activity_query(e: &Entity) -> String {
+    crate::entities::query(e).to_string()
+}
+
+/// The runbook (Markdown). `data_dir` is printed in the recovery checks.
+pub fn runbook(inc: &Incident, scope: &Scope, data_dir: &str) -> String {
+    let mut b = Book {
+        out: format!("# Runbook for {}: {}\n", inc.id, inc.title),
+        step: 0,
+    };
+    b.out.push_str(&format!(
+        "\nEntities: {}. Run the steps in order; capture evidence before changing anything.\n",
+        if inc.entities.is_empty() {
+            "none".to_string()
+        } else {
+            inc.entities
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    ));
+    let id = sh(&inc.id);
+    let dir = format!("evidence-{}", label_value(&inc.id));
+    let pods = pods(inc, scope);
+
+    // 1. Evidence capture.
+    b.section("1. Evidence capture (first)");
+    b.step(
+        "Export the stored evidence with its signed checkpoint (chain of custody).",
+        &[
+            format!("mkdir -p {dir}"),
+            format!(
+                "vigil incident export {id} --data-dir {} --out {dir}/{}.tar.gz",
+                sh(data_dir),
+                label_value(&inc.id)
+            ),
+        ],
+    );
+    for (ns, name) in &pods {
+        let (n, p) = (sh(ns), sh(name));
+        let f = format!("{dir}/pod-{}-{}", label_value(ns), label_value(name));
+        b.step(
+            &format!("Capture pod `{ns}/{name}`: manifest, logs, description, its node."),
+            &[
+                format!("kubectl get pod {p} -n {n} -o yaml > {f}.yaml"),
+                format!("kubectl logs {p} -n {n} --all-containers --timestamps > {f}.log"),
+                format!(
+                    "kubectl logs {p} -n {n} --all-containers --timestamps --previous > {f}.previous.log || true"
+                ),
+                format!("kubectl describe pod {p} -n {n} > {f}.describe.txt"),
+                format!("NODE=$(kubectl get pod {p} -n {n} -o jsonpath='{{.spec.nodeName}}')"),
+                format!("kubectl get node \"$NODE\" -o yaml > {f}.node.yaml"),
+                format!("kubectl describe node \"$NODE\" > {f}.node.describe.txt"),
+            ],
+        );
+    }
+    for s in &scope.entities {
+        let Some(ent) = &s.entity else { continue };
+        let mut cmds = Vec::new();
+        for t in &s.rbac_changes {
+            if let Some(o) = t.object.as_ref().filter(|o| !o.name.is_empty()) {
+                cmds.push(format!(
+                    "kubectl get {} -o yaml > {dir}/{}.yaml",
+                    kobj(o),
+                    file_name(o)
+                ));
+            }
+        }
+        for (_, o) in objects(s) {
+            cmds.push(format!(
+                "kubectl get {} -o yaml > {dir}/{}.yaml",
+                kobj(&o),
+                file_name(&o)
+            ));
+        }
+        if let Some((ns, name)) = sa_parts(&ent.value).filter(|_| ent.kind != EntityKind::Ip) {
+            cmds.push(format!(
+                "kubectl get serviceaccount {} -n {} -o yaml > {dir}/serviceaccount-{}-{}.yaml",
+                sh(name),
+                sh(ns),
+                label_value(ns),
+                label_value(name)
+            ));
+        }
+        if matches!(ent.kind, EntityKind::Node | EntityKind::Host) {
+            cmds.push(format!(
+                "ssh {} 'who; last -F | head -50; ps auxwwf; ss -tanp' > {dir}/host-{}.txt",
+                sh(&ent.value),
+                label_value(&ent.value)
+            ));
+        }
+        if !cmds.is_empty() {
+            b.step(
+                &format!("Capture what `{ent}` created or changed, before removing it."),
+                &cmds,
+            );
+        }
+    }
+    b.step(
+        "Capture the current RBAC state (to compare after eradication).",
+        &[
+            format!("kubectl get clusterrolebindings -o yaml > {dir}/clusterrolebindings.yaml"),
+            format!("kubectl get rolebindings -A -o yaml > {dir}/rolebindings.yaml"),
+        ],
+    );
+
+    // 2. Containment.
+    b.section("2. Containment");
+    let label = label_value(&inc.id);
+    let mut namespaces = BTreeSet::new();
+    for (ns, name) in &pods {
+        namespaces.insert(ns.clone());
+        b.step(
+            &format!("Quarantine pod `{ns}/{name}` (label) and cordon its node."),
+            &[
+                format!(
+                    "kubectl label pod {} -n {} {QUARANTINE_LABEL}={label} --overwrite",
+                    sh(name),
+                    sh(ns)
+                ),
+                format!(
+                    "kubectl cordon \"$(kubectl get pod {} -n {} -o jsonpath='{{.spec.nodeName}}')\"",
+                    sh(name),
+                    sh(ns)
+                ),
+            ],
+        );
+    }
+    for ns in &namespaces {
+        b.step(
+            &format!(
+                "Isolate the quarantined pods of namespace `{ns}`: a deny-all NetworkPolicy \
+                 (ingress and egress). Save it as `{dir}/quarantine-{}.yaml` and apply it with \
+                 `kubectl apply -f {dir}/quarantine-{}.yaml`.",
+                label_value(ns),
+                label_value(ns)
+            ),
+            &[],
+        );
+        b.yaml(&deny_all_policy(&inc.id, ns));
+    }
+    for s in &scope.entities {
+        let Some(ent) = &s.entity else { continue };
+        containment(&mut b, ent.kind.clone(), &ent.value, s);
+    }
+
+    // 3. Eradication.
+    b.section("3. Eradication (after capture)");
+    for (ns, name) in &pods {
+        b.step(
+            &format!("Delete pod `{ns}/{name}` (only after its capture above)."),
+            &[format!("kubectl delete pod {} -n {}", sh(name), sh(ns))],
+        );
+    }
+    for s in &scope.entities {
+        let Some(ent) = &s.entity else { continue };
+        let objs = objects(s);
+        if objs.is_empty() {
+            continue;
+        }
+        let mut cmds = Vec::new();
+        for (how, o) in &objs {
+            cmds.push(match *how {
+                "created" => format!("kubectl delete {}", kobj(o)),
+                "changed" => format!(
+                    "kubectl apply -f <last known good {}>   # changed by the attacker; restore",
+                    file_name(o)
+                ),
+                _ => format!(
+                    "kubectl apply -f <backup of {}>   # deleted by the attacker; restore",
+                    file_name(o)
+                ),
+            });
+        }
+        b.step(
+            &format!(
+                "Objects `{ent}` created, changed or deleted: {}.",
+                objs.iter()
+                    .map(|(how, o)| format!("{o} ({how})"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            &cmds,
+        );
+    }
+
+    // 4. Recovery checks.
+    b.section("4. Recovery checks (rerun until they print nothing)");
+    let since = inc
+        .entered(Phase::Containment)
+        .map(str::to_string)
+        .unwrap_or_else(|| "<containment time>".to_string());
+    b.out.push_str(&format!(
+        "\nEach search shows the entity's activity since containment ({since}); an empty result \
+         means it stopped.\n"
+    ));
+    let mut cmds = vec![format!("CONTAINED_AT={}", sh(&since))];
+    for e in &inc.entities {
+        cmds.push(format!(
+            "vigil search --data-dir {} --since \"$CONTAINED_AT\" {}",
+            sh(data_dir),
+            sh(&activity_query(e))
+        ));
+    }
+    b.step("Check that the activity stopped.", &cmds);
+    b.out
+}
+
+/// `system:serviceaccount:NS:NAME` → (NS, NAME).
+fn sa_parts(v: &str) -> Option<(&str, &str)> {
+    v.strip_prefix("system:serviceaccount:")?.split_once(':')
+}
+
+fn containment(b: &mut Book, kind: EntityKind, value: &str, s: &EntityScope) {
+    let ent = format!("{} {value}", kind.as_str());
+    // RBAC the identity created or changed.
+    let mut rbac = Vec::new();
+    let mut seen = BTreeSet::new();
+    for t in &s.rbac_changes {
+        let Some(o) = t.object.as_ref().filter(|o| !o.name.is_empty()) else {
+            continue;
+        };
+        if !seen.insert(o.clone()) {
+            continue;
+        }
+        rbac.push(match t.verb.as_str() {
+            "create" => format!("kubectl delete {}", kobj(o)),
+            "delete" | "deletecollection" => format!(
+                "# {} was deleted at {}: recreate it from your source of truth",
+                o, t.time
+            ),
+            _ => format!(
+                "kubectl apply -f <last known good {}>   # changed at {}; restore",
+                file_name(o),
+                t.time
+            ),
+        });
+    }
+    if !rbac.is_empty() {
+        b.step(
+            &format!("Remove the RBAC objects `{ent}` created or changed (from the audit log)."),
+            &rbac,
+        );
+    }
+    match kind {
+        EntityKind::ServiceAccount => {
+            let Some((ns, name)) = sa_parts(value) else {
+                return;
+            };
+            let (n, a) = (sh(ns), sh(name));
+            b.step(
+                &format!(
+                    "Rotate the tokens of service account `{ns}/{name}`: delete its legacy token \
+                     Secrets and recreate the account (bound tokens name the account's UID, so \
+                     a new UID invalidates every token issued before), then restart its workloads."
+                ),
+                &[
+                    format!(
+                        "kubectl get secrets -n {n} --field-selector type=kubernetes.io/service-account-token -o name"
+                    ),
+                    format!(
+                        "kubectl get secrets -n {n} --field-selector type=kubernetes.io/service-account-token -o json | jq -r --arg sa {a} '.items[] | select(.metadata.annotations[\"kubernetes.io/service-account.name\"] == $sa) | .metadata.name' | xargs -r kubectl delete secret -n {n}"
+                    ),
+                    format!("kubectl get serviceaccount {a} -n {n} -o yaml > sa.yaml"),
+                    format!("kubectl delete serviceaccount {a} -n {n} && kubectl create serviceaccount {a} -n {n}"),
+                    format!("kubectl auth can-i --list --as {}", sh(value)),
+                ],
+            );
+        }
+        EntityKind::User => {
+            b.step(
+                &format!(
+                    "Credentials of `{value}`: Kubernetes cannot revoke a client certificate. \
+                     Remove every RoleBinding and ClusterRoleBinding naming the user or its \
+                     groups (check with `can-i`), disable it at the identity provider (OIDC) \
+                     or on the hosts, and if a certificate signed by the cluster CA was \
+                     issued, plan a CA rotation: it stays valid until it expires."
+                ),
+                &[
+                    format!("kubectl auth can-i --list --as {}", sh(value)),
+                    format!(
+                        "kubectl get clusterrolebindings,rolebindings -A -o json | jq -r --arg u {} '.items[] | select(any(.subjects[]?; .name == $u)) | \"\\(.kind) \\(.metadata.namespace // \"-\") \\(.metadata.name)\"'",
+                        sh(value)
+                    ),
+                    format!("kubectl get csr -o wide | grep -F -- {}", sh(value)),
+                ],
+            );
+            let hosts: Vec<String> = s
+                .hosts_reached
+                .iter()
+                .filter(|t| t.target.ends_with(" (ssh)"))
+                .map(|t| t.target.trim_end_matches(" (ssh)").to_string())
+                .collect();
+            for h in hosts {
+                b.step(
+                    &format!(
+                        "On host `{h}`: kill the sessions of `{value}` and disable the account."
+                    ),
+                    &[
+                        format!("ssh {} sudo loginctl terminate-user {}", sh(&h), sh(value)),
+                        format!("ssh {} sudo pkill -KILL -u {}", sh(&h), sh(value)),
+                        format!(
+                            "ssh {} sudo usermod --lock --expiredate 1 {}",
+                            sh(&h),
+                            sh(value)
+                        ),
+                    ],
+                );
+            }
+            block_addresses(b, &ent, &s.addresses);
+        }
+        EntityKind::Ip => block_addresses(b, &ent, &[value.to_string()]),
+        EntityKind::Node => b.step(
+            &format!("Cordon node `{value}` (no new pods) until it is rebuilt."),
+            &[format!("kubectl cordon {}", sh(value))],
+        ),
+        EntityKind::Host => b.step(
+            &format!("On host `{value}`: list the sessions and kill the attacker's."),
+            &[
+                format!("ssh {} 'who; loginctl list-sessions'", sh(value)),
+                format!(
+                    "ssh {} sudo loginctl terminate-session <SESSION>",
+                    sh(value)
+                ),
+            ],
+        ),
+        EntityKind::Pod => {}
+    }
+}
+
+fn block_addresses(b: &mut Book, ent: &str, addrs: &[String]) {
+    let addrs: Vec<&String> = addrs
+        .iter()
+        .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
+        .collect();
+    if addrs.is_empty() {
+        return;
+    }
+    let mut cmds = Vec::new();
+    for a in addrs {
+        let ipt = if a.contains(':') {
+            "ip6tables"
+        } else {
+            "iptables"
+        };
+        cmds.push(format!("sudo {ipt} -I INPUT -s {a} -j DROP"));
+        cmds.push(format!("sudo {ipt} -I FORWARD -s {a} -j DROP"));
+    }
+    b.step(
+        &format!(
+            "Block the addresses `{ent}` came from (on the hosts and at the perimeter; remove \
+             the rule when the address is no longer attacker-controlled)."
+        ),
+        &cmds,
+    );
+}

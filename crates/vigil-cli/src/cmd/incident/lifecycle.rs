@@ -269,6 +269,30 @@ fn timeline_events(
         .collect()
 }
 
+/// The incident's alerts as stored, by id (all are in its window).
+fn incident_alerts(
+    dir: &std::path::Path,
+    inc: &Incident,
+) -> Result<std::collections::HashMap<String, alerts::StoredAlert>> {
+    if inc.alerts.is_empty() && inc.related.is_empty() {
+        return Ok(Default::default());
+    }
+    let reader = Reader::open(dir)?;
+    let stored = alerts::stored(&reader, Some(inc.since), Some(inc.until.saturating_add(1)))?;
+    Ok(stored.into_iter().map(|a| (a.id.clone(), a)).collect())
+}
+
+/// `3600` → `1h`, `90` → `90s`.
+fn span_text(secs: u64) -> String {
+    match secs {
+        0 => "0s".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 fn entry_summary(ev: &StoredEvent) -> String {
     let doc = &ev.doc;
     if ev.is_alert() {
@@ -343,10 +367,10 @@ pub fn show(args: ShowArgs) -> Result<ExitCode> {
     ));
     if !inc.alerts.is_empty() {
         text.push_str(&format!(
-            "window: {} to {} (±{}s around the alerts)\n",
+            "window: {} to {} ({} around the alerts)\n",
             micros_rfc3339(inc.since),
             micros_rfc3339(inc.until),
-            inc.window_secs
+            span_text(inc.window_secs)
         ));
     }
     finish(w.write_all(text.as_bytes()))?;
@@ -360,12 +384,30 @@ pub fn show(args: ShowArgs) -> Result<ExitCode> {
         t.row([e.kind.as_str().to_string(), e.value.clone()]);
     }
     finish(section(w, "ENTITIES", &t))?;
-    let mut t = Table::new(["ID", "ROLE"]);
-    for a in &inc.alerts {
-        t.row([a.clone(), "opened from".into()]);
-    }
-    for a in &inc.related {
-        t.row([a.clone(), "related".into()]);
+    let mut t = Table::new(["TIME", "ID", "LEVEL", "RULE", "ROLE"]);
+    let known = incident_alerts(&dir, &inc)?;
+    let roles = inc
+        .alerts
+        .iter()
+        .map(|a| (a, "opened from"))
+        .chain(inc.related.iter().map(|a| (a, "related")));
+    for (id, role) in roles {
+        match known.get(id.as_str()) {
+            Some(a) => t.row([
+                micros_rfc3339(a.time),
+                id.clone(),
+                a.level.clone(),
+                a.title.clone(),
+                role.to_string(),
+            ]),
+            None => t.row([
+                String::new(),
+                id.clone(),
+                String::new(),
+                "(no longer in the store)".into(),
+                role.to_string(),
+            ]),
+        }
     }
     finish(section(w, "ALERTS", &t))?;
     let mut t = Table::new(EVENT_HEADER);

@@ -19,6 +19,7 @@ pub mod detect;
 pub mod files;
 pub mod http;
 pub mod metrics;
+pub mod replay;
 pub mod sinks;
 pub mod syslog;
 pub mod tls;

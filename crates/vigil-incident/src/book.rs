@@ -115,9 +115,31 @@ impl Book {
         actor: &str,
         action: Action,
     ) -> Result<HistoryEntry, IncidentError> {
+        let f = self.lock_and_reload()?;
+        self.write_entry(f, incident, actor, action)
+    }
+
+    /// Records on an existing incident what `make` decides from its state as it is under the
+    /// lock: a check such as "phases only move forward" then holds even when two responders
+    /// act at once (each sees the other's change). Nothing is written when `make` refuses.
+    pub fn append_checked(
+        &mut self,
+        incident: &str,
+        actor: &str,
+        make: impl FnOnce(&Incident) -> Result<Action, IncidentError>,
+    ) -> Result<HistoryEntry, IncidentError> {
+        let f = self.lock_and_reload()?;
+        let inc = self.get(incident)?;
+        let action = make(&inc)?;
+        self.write_entry(f, &inc.id, actor, action)
+    }
+
+    /// Opens the log for appending, takes the exclusive lock (released when the file closes)
+    /// and re-reads the history.
+    fn lock_and_reload(&mut self) -> Result<File, IncidentError> {
         let dir = self.path.parent().expect("log has a parent");
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
@@ -128,6 +150,17 @@ impl Book {
             return Err(io_err(&self.path)(std::io::Error::last_os_error()));
         }
         self.entries = read_entries(&self.path, f.try_clone().map_err(io_err(&self.path))?)?;
+        Ok(f)
+    }
+
+    /// Chains and writes one entry; `f` is the locked log.
+    fn write_entry(
+        &mut self,
+        mut f: File,
+        incident: &str,
+        actor: &str,
+        action: Action,
+    ) -> Result<HistoryEntry, IncidentError> {
         let incident = if matches!(action, Action::Opened { .. }) && incident.is_empty() {
             self.next_id()
         } else {

@@ -21,7 +21,8 @@
 //! empty values and `-`; loopback and unspecified addresses (`127.0.0.1`, `::1`, `0.0.0.0`);
 //! `system:anonymous` and `system:unsecured` (not an identity: every unauthenticated client
 //! shares it; `vigil report anonymous` is the tool for those) and the `system:apiserver`
-//! loopback client.
+//! loopback client; the host accounts `root` and `nobody`, which exist on every host (following
+//! them would join unrelated machines; the host entity already covers that host's root).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -32,7 +33,13 @@ use vigil_store::query::{lookup, Query, Val};
 pub use crate::model::{Entity, EntityKind};
 
 /// Users that are not a principal worth following.
-const NOISE_USERS: &[&str] = &["system:anonymous", "system:unsecured", "system:apiserver"];
+const NOISE_USERS: &[&str] = &[
+    "system:anonymous",
+    "system:unsecured",
+    "system:apiserver",
+    "root",
+    "nobody",
+];
 
 const USER_FIELDS: &[&str] = &[
     "user.name",
@@ -330,7 +337,8 @@ mod tests {
             "user": {"name": "system:node:node-1"},
             "objectRef": {"resource": "nodes", "name": "node-2"},
             "source": {"ip": "::1"},
-            "related": {"ip": ["0.0.0.0", "::ffff:192.0.2.7"], "user": ["system:anonymous", ""]},
+            "related": {"ip": ["0.0.0.0", "::ffff:192.0.2.7"],
+                        "user": ["system:anonymous", "", "root"]},
         });
         assert_eq!(
             entities_of(&doc),

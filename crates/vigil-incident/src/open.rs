@@ -398,4 +398,25 @@ mod tests {
         assert!(err.contains("INC-0001 is closed"), "{err}");
         assert!(check_open(&inc).is_err());
     }
+
+    #[test]
+    fn a_stale_view_cannot_move_a_phase_backwards() {
+        let d = tempfile::tempdir().unwrap();
+        let mut req = OpenRequest::new("alice");
+        req.title = Some("t".into());
+        open(d.path(), &req).unwrap();
+        // Two responders read the incident in detection; one moves it to eradication first.
+        let mut slow = Book::open(d.path()).unwrap();
+        let mut fast = Book::open(d.path()).unwrap();
+        fast.append_checked("INC-0001", "bob", |i| advance(i, Phase::Eradication, None))
+            .unwrap();
+        let err = slow
+            .append_checked("INC-0001", "carol", |i| {
+                advance(i, Phase::Containment, None)
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("INC-0001 is in eradication"), "{err}");
+        assert_eq!(Book::open(d.path()).unwrap().entries().len(), 2);
+    }
 }

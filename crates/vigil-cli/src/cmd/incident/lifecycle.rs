@@ -461,20 +461,22 @@ pub struct NoteArgs {
     pub actor: ActorArg,
 }
 
-/// Records `action` on the incident after `check` accepts its current state.
+/// Records what `make` decides from the incident's state, checked under the history's lock.
 fn record(
     dir: &DataDirArg,
     id: &str,
     actor: &ActorArg,
     make: impl FnOnce(&Incident) -> Result<Action, vigil_incident::IncidentError>,
 ) -> Result<ExitCode> {
-    let path = dir.path();
-    let mut book = Book::open(&path)?;
-    let inc = book.get(id)?;
-    let action = make(&inc)?;
-    let what = action_text(&action);
-    let e = book.append(&inc.id, &actor.name(), action)?;
-    eprintln!("vigil: {}: {what} (by {}, {})", e.incident, e.actor, e.time);
+    let mut book = Book::open(&dir.path())?;
+    let e = book.append_checked(id, &actor.name(), make)?;
+    eprintln!(
+        "vigil: {}: {} (by {}, {})",
+        e.incident,
+        action_text(&e.action),
+        e.actor,
+        e.time
+    );
     Ok(ExitCode::SUCCESS)
 }
 

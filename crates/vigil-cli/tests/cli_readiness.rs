@@ -259,3 +259,63 @@ fn unreadable_policy_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read policy file"));
 }
+
+#[test]
+fn clock_skew_between_live_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let now = chrono::Utc::now();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    // The bastion is on time; the apiserver's clock is ten minutes ahead.
+    let auth = tmp.path().join("auth.log");
+    let mut text = String::new();
+    for i in 0..5 {
+        let t = now - chrono::Duration::seconds(3 + i);
+        text.push_str(&format!(
+            "{} bastion sshd[1{i}]: Accepted publickey for alice from 198.51.100.10 port 5002{i} ssh2\n",
+            t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        ));
+    }
+    std::fs::write(&auth, text).unwrap();
+    let k8s = tmp.path().join("audit.jsonl");
+    let mut text = String::new();
+    for i in 0..5 {
+        let t = fmt(now + chrono::Duration::seconds(600 - i));
+        text.push_str(&format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"skew-{i}","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/shop/pods","verb":"list","user":{{"username":"jane"}},"objectRef":{{"resource":"pods","namespace":"shop","apiVersion":"v1"}},"responseStatus":{{"code":200}},"requestReceivedTimestamp":"{t}","stageTimestamp":"{t}"}}"#
+        ));
+        text.push('\n');
+    }
+    std::fs::write(&k8s, text).unwrap();
+    let d = data.to_str().unwrap();
+    for f in [&auth, &k8s] {
+        let out = vigil(&[
+            "ingest",
+            "--data-dir",
+            d,
+            "--no-detect",
+            f.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let (_, _, fs) = findings(&["--policy", BODIES, "--data-dir", d]);
+    let skew: Vec<&str> = fs
+        .iter()
+        .filter(|f| f["id"] == "clock-skew")
+        .map(|f| f["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(skew.len(), 2, "{fs:#?}");
+    assert!(
+        skew.iter().any(
+            |w| w.contains("audit.jsonl: events are stamped 9m in the future")
+                || w.contains("audit.jsonl: events are stamped 10m in the future")
+        ),
+        "{skew:?}"
+    );
+    assert!(
+        skew.iter().any(|w| w.contains("disagree by about")),
+        "{skew:?}"
+    );
+    // Nothing is silent: both delivered just now.
+    assert!(!fs.iter().any(|f| f["id"] == "source-silent"));
+}

@@ -225,7 +225,18 @@ pub fn run(args: ReadinessArgs) -> Result<ExitCode> {
     let mut ret_out = Vec::new();
     let cfg = match &args.config {
         Some(path) => match vigil_server::config::load(path) {
-            Ok(c) => Some(c),
+            Ok(c) => {
+                // What it points at: TLS material, token files.
+                for e in vigil_server::check_files(&c) {
+                    src_out.push(Finding::new(
+                        "config-files",
+                        Sev::Error,
+                        format!("{}: {e}", path.display()),
+                        "`vigil serve` will not start: create or fix the file named (`vigil config check FILE`)",
+                    ));
+                }
+                Some(c)
+            }
             Err(errors) => {
                 for e in errors {
                     src_out.push(Finding::new(
@@ -244,10 +255,16 @@ pub fn run(args: ReadinessArgs) -> Result<ExitCode> {
         .data_dir
         .clone()
         .or_else(|| cfg.as_ref().map(|c| c.data_dir.clone()));
-    let why = if args.config.is_some() {
-        "the configuration is invalid"
+    let (why, how) = if args.config.is_some() {
+        (
+            "the configuration is invalid",
+            "fix the configuration (the config-invalid findings above), or pass --data-dir DIR",
+        )
     } else {
-        "no --config or --data-dir"
+        (
+            "no --config or --data-dir",
+            "pass the `vigil serve` configuration: --config FILE (or a data directory: --data-dir DIR)",
+        )
     };
     match &dir {
         None => {
@@ -255,13 +272,13 @@ pub fn run(args: ReadinessArgs) -> Result<ExitCode> {
                 "not-checked",
                 Sev::Warning,
                 format!("{why}: sources, clock skew and retention were not checked"),
-                "pass the `vigil serve` configuration: --config FILE (or a data directory: --data-dir DIR)",
+                how,
             ));
             ret_out.push(Finding::new(
                 "not-checked",
                 Sev::Warning,
                 format!("{why}: retention (PCI DSS 10.5.1: 12 months kept, 3 months online) was not checked"),
-                "pass --config FILE or --data-dir DIR",
+                how,
             ));
         }
         Some(dir) => {

@@ -186,6 +186,7 @@ pub fn sources(
             continue;
         };
         if delay < -5_000_000 {
+            live.push((name.clone(), delay));
             out.push(Finding::new(
                 "clock-skew",
                 Sev::Warning,

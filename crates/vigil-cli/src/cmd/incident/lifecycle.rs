@@ -392,22 +392,15 @@ pub fn show(args: ShowArgs) -> Result<ExitCode> {
         .map(|a| (a, "opened from"))
         .chain(inc.related.iter().map(|a| (a, "related")));
     for (id, role) in roles {
-        match known.get(id.as_str()) {
-            Some(a) => t.row([
-                micros_rfc3339(a.time),
-                id.clone(),
-                a.level.clone(),
-                a.title.clone(),
-                role.to_string(),
-            ]),
-            None => t.row([
-                String::new(),
-                id.clone(),
-                String::new(),
-                "(no longer in the store)".into(),
-                role.to_string(),
-            ]),
-        }
+        let (time, level, rule) = known.get(id.as_str()).map_or_else(Default::default, |a| {
+            (micros_rfc3339(a.time), a.level.clone(), a.title.clone())
+        });
+        let rule = if time.is_empty() {
+            "(no longer in the store)".into()
+        } else {
+            rule
+        };
+        t.row([time, id.clone(), level, rule, role.to_string()]);
     }
     finish(section(w, "ALERTS", &t))?;
     let mut t = Table::new(EVENT_HEADER);
@@ -480,16 +473,21 @@ fn record(
     Ok(ExitCode::SUCCESS)
 }
 
-fn nonempty(text: &str, flag: &str) -> Result<Option<String>> {
+/// A note's text: trimmed, and not empty (an empty note records nothing anyone can use).
+fn note_text(text: &str, flag: &str) -> Result<String> {
     let t = text.trim();
     if t.is_empty() {
         anyhow::bail!("{flag}: empty text");
     }
-    Ok(Some(t.to_string()))
+    Ok(t.to_string())
+}
+
+fn note_arg(note: &Option<String>) -> Result<Option<String>> {
+    note.as_deref().map(|n| note_text(n, "--note")).transpose()
 }
 
 pub fn note(args: NoteArgs) -> Result<ExitCode> {
-    let text = nonempty(&args.text.join(" "), "TEXT")?.unwrap_or_default();
+    let text = note_text(&args.text.join(" "), "TEXT")?;
     record(&args.dir, &args.id, &args.actor, |inc| {
         opening::check_open(inc)?;
         Ok(Action::Note { text })
@@ -513,12 +511,7 @@ pub struct PhaseArgs {
 
 pub fn phase(args: PhaseArgs) -> Result<ExitCode> {
     let to = Phase::parse(&args.phase)?;
-    let note = args
-        .note
-        .as_deref()
-        .map(|n| nonempty(n, "--note"))
-        .transpose()?
-        .flatten();
+    let note = note_arg(&args.note)?;
     record(&args.dir, &args.id, &args.actor, |inc| {
         opening::advance(inc, to, note)
     })
@@ -538,12 +531,7 @@ pub struct CloseArgs {
 }
 
 pub fn close(args: CloseArgs) -> Result<ExitCode> {
-    let note = args
-        .note
-        .as_deref()
-        .map(|n| nonempty(n, "--note"))
-        .transpose()?
-        .flatten();
+    let note = note_arg(&args.note)?;
     record(&args.dir, &args.id, &args.actor, |inc| {
         opening::advance(inc, Phase::Closed, note)
     })

@@ -5,10 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use vigil_incident::model::{Action, Entity, EntityKind, Phase};
-use vigil_incident::Book;
-use vigil_store::reader::{Kinds, SearchOptions};
-
 fn vigil(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(args)
@@ -20,6 +16,10 @@ fn vigil(args: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+fn d(dir: &Path) -> &str {
+    dir.to_str().unwrap()
 }
 
 fn ok(args: &[&str]) -> String {
@@ -49,125 +49,62 @@ fn ingest(dir: &Path, files: &[String]) {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
-fn ent(kind: EntityKind, value: &str) -> Entity {
-    Entity {
-        kind,
-        value: value.into(),
-    }
-}
-
-/// Opens an incident the way `vigil incident open` records one: the entities, every alert
-/// about them, and the timeline of their events and alerts.
-fn open_incident(dir: &Path, title: &str, entities: Vec<Entity>) -> String {
-    let reader = vigil_store::Reader::open(dir).unwrap();
-    let q = vigil_incident::entities::query_any(&entities).unwrap();
-    let found = reader
-        .search(
-            &q,
-            &SearchOptions {
-                kinds: Kinds::Both,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let timeline: Vec<u64> = found.events.iter().map(|e| e.loc).collect();
-    let alerts: Vec<String> = found
-        .events
-        .iter()
-        .filter(|e| e.is_alert())
-        .filter_map(|e| e.original()["id"].as_str().map(String::from))
-        .collect();
-    let since = found.events.first().map_or(0, |e| e.record.event_time);
-    let until = found.events.last().map_or(0, |e| e.record.event_time + 1);
-    let mut book = Book::open(dir).unwrap();
-    book.append(
-        "",
-        "responder",
-        Action::Opened {
-            title: title.into(),
-            alerts,
-            related: vec![],
-            entities,
-            window_secs: 3600,
-            since,
-            until,
-            timeline,
-        },
-    )
-    .unwrap()
-    .incident
-}
-
-fn note(dir: &Path, id: &str, action: Action) {
-    Book::open(dir)
+/// The id of the stored alert of rule `title`.
+fn alert_id(dir: &Path, title: &str) -> String {
+    ok(&["alerts", "--data-dir", d(dir), "--format", "jsonl"])
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|a| a["rule"]["title"] == title)
+        .unwrap_or_else(|| panic!("no alert {title:?}"))["id"]
+        .as_str()
         .unwrap()
-        .append(id, "responder", action)
-        .unwrap();
+        .to_string()
 }
 
-fn phase(dir: &Path, id: &str, from: Phase, to: Phase, text: &str) {
-    note(
-        dir,
-        id,
-        Action::Phase {
-            from,
-            to,
-            note: Some(text.into()),
-        },
-    );
+fn incident_cmd(dir: &Path, args: &[&str]) -> String {
+    let mut a = vec![
+        "incident",
+        args[0],
+        "--data-dir",
+        d(dir),
+        "--actor",
+        "responder",
+    ];
+    a.extend(&args[1..]);
+    ok(&a)
 }
 
-/// The scenario ingested, with INC-0001 about the CI service account and the brute-forcing
-/// address, moved to containment and then lessons learned with notes.
+/// The scenario ingested; INC-0001 opened (`vigil incident open`) from the cluster-admin
+/// binding and the SSH login after the brute force, with notes, moved to containment and then
+/// to lessons learned.
 fn incident() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    ingest(dir.path(), &scenario());
-    let id = open_incident(
-        dir.path(),
-        "CI service account escalation",
-        vec![
-            ent(
-                EntityKind::ServiceAccount,
-                "system:serviceaccount:ci:deployer",
-            ),
-            ent(EntityKind::Ip, "203.0.113.77"),
+    let p = dir.path();
+    ingest(p, &scenario());
+    let binding = alert_id(p, "Binding to a Cluster-Admin Role Created or Changed");
+    let login = alert_id(
+        p,
+        "SSH Login Succeeds After a Brute Force From the Same Address",
+    );
+    let id = incident_cmd(
+        p,
+        &[
+            "open",
+            "--alert",
+            &binding,
+            "--alert",
+            &login,
+            "--title",
+            "CI service account escalation",
         ],
-    );
-    note(
-        dir.path(),
-        &id,
-        Action::Note {
-            text: "deployer token found in a CI log".into(),
-        },
-    );
-    phase(
-        dir.path(),
-        &id,
-        Phase::Detection,
-        Phase::Containment,
-        "scoped",
-    );
-    note(
-        dir.path(),
-        &id,
-        Action::Note {
-            text: "node-debug quarantined".into(),
-        },
-    );
-    phase(
-        dir.path(),
-        &id,
-        Phase::Containment,
-        Phase::LessonsLearned,
-        "contained",
-    );
-    note(
-        dir.path(),
-        &id,
-        Action::Note {
-            text: "CI tokens must not be long-lived".into(),
-        },
-    );
+    )
+    .trim()
+    .to_string();
+    incident_cmd(p, &["note", &id, "deployer token found in a CI log"]);
+    incident_cmd(p, &["phase", &id, "containment", "--note", "scoped"]);
+    incident_cmd(p, &["note", &id, "node-debug quarantined"]);
+    incident_cmd(p, &["phase", &id, "lessons_learned", "--note", "contained"]);
+    incident_cmd(p, &["note", &id, "CI tokens must not be long-lived"]);
     (dir, id)
 }
 
@@ -190,10 +127,6 @@ fn stable(s: &str, dir: &Path) -> String {
         }
     }
     out
-}
-
-fn d(dir: &Path) -> &str {
-    dir.to_str().unwrap()
 }
 
 #[test]
@@ -270,31 +203,35 @@ fn runbook_orders_capture_first_and_its_policy_parses() {
 fn recovery_checks_print_nothing_once_contained() {
     let (dir, id) = incident();
     let out = ok(&["incident", "runbook", "--data-dir", d(dir.path()), &id]);
-    // The scenario is in the past: since containment, nothing of the entities happened.
+    let since = out
+        .lines()
+        .find_map(|l| l.strip_prefix("CONTAINED_AT="))
+        .expect("the containment time is set")
+        .to_string();
+    assert!(since.starts_with("20"), "{since}");
     let checks: Vec<&str> = out
         .lines()
         .filter(|l| l.starts_with("vigil search"))
         .collect();
-    assert_eq!(checks.len(), 2, "{out}");
-    let since = chrono::Utc::now().to_rfc3339();
-    let until_before = "2026-11-20T10:00:00Z";
+    assert_eq!(checks.len(), 3, "one per entity: {out}");
     for check in checks {
         let q = check.rsplit_once(" \"$CONTAINED_AT\" ").unwrap().1;
         let q = q.trim_matches('\'');
+        // Nothing since containment (the scenario is in the past) ...
         assert_eq!(
             ok(&["search", "--data-dir", d(dir.path()), "--since", &since, q]),
             ""
         );
-        // And the same query finds the activity before containment.
-        assert!(!ok(&[
+        // ... and the same query finds the activity before it.
+        let before = ok(&[
             "search",
             "--data-dir",
             d(dir.path()),
             "--since",
-            until_before,
-            q
-        ])
-        .is_empty());
+            "2026-11-20",
+            q,
+        ]);
+        assert!(!before.is_empty(), "{q}");
     }
 }
 
@@ -398,4 +335,137 @@ fn report_markdown() {
             || out.contains("CI tokens must not be long-lived")
     );
     insta::assert_snapshot!("report_md", stable(&out, dir.path()));
+}
+
+const FIXTURE: &str = "tests/fixtures/evidence/audit.jsonl";
+const POLICY: &str = "tests/fixtures/evidence/policy.yaml";
+
+/// The fixture: a user named `<script>alert(1)</script>` reads a bootstrap token, plants a pod
+/// in kube-system (logged at Metadata: its spec is not in the log), execs into it, patches
+/// CoreDNS and binds itself cluster-admin. INC-0001 opened from the binding's alert.
+fn script_incident() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    ingest(p, &[FIXTURE.to_string()]);
+    let binding = alert_id(p, "Binding to a Cluster-Admin Role Created or Changed");
+    let id = incident_cmd(p, &["open", "--alert", &binding])
+        .trim()
+        .to_string();
+    incident_cmd(
+        p,
+        &[
+            "note",
+            &id,
+            "<b>not bold</b> & <img src=x onerror=alert(2)>",
+        ],
+    );
+    (dir, id)
+}
+
+#[test]
+fn html_report_is_self_contained_and_escapes_event_text() {
+    let (dir, id) = script_incident();
+    let html = ok(&[
+        "incident",
+        "report",
+        "--data-dir",
+        d(dir.path()),
+        &id,
+        "--format",
+        "html",
+        "--policy",
+        POLICY,
+    ]);
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script"), "unescaped event text: {html}");
+    assert!(!html.contains("<img"), "unescaped note text: {html}");
+    assert!(!html.contains("<b>"), "{html}");
+    for external in [
+        "http://", "https://", "<link", "<img", "<iframe", "<object", "url(",
+    ] {
+        assert!(
+            !html.contains(external),
+            "not self-contained ({external}): {html}"
+        );
+    }
+    insta::assert_snapshot!("report_html", stable(&html, dir.path()));
+}
+
+#[test]
+fn report_names_the_policy_rule_that_hid_the_pod_spec() {
+    let (dir, id) = script_incident();
+    let md = ok(&[
+        "incident",
+        "report",
+        "--data-dir",
+        d(dir.path()),
+        &id,
+        "--policy",
+        POLICY,
+    ]);
+    let gaps = &md[md.find("## Detection and logging gaps").unwrap()..];
+    let gaps = &gaps[..gaps.find("## Lessons learned").unwrap()];
+    assert!(
+        gaps.contains(
+            "create pods kube-system/kube-proxy-x1: logged at Metadata (policy rule 1 at line 6 \
+             sets level Metadata), so requestObject.spec could not be read"
+        ),
+        "{gaps}"
+    );
+    assert!(
+        gaps.contains("Privileged Container Created (high)"),
+        "{gaps}"
+    );
+    // Markdown escapes the user name too.
+    assert!(md.contains("\\<script\\>alert(1)\\</script\\>"), "{md}");
+    assert!(!md.contains("<script>"), "{md}");
+    insta::assert_snapshot!("report_gaps_md", gaps);
+    // Without the policy the gap is still named, without the policy rule.
+    let md = ok(&["incident", "report", "--data-dir", d(dir.path()), &id]);
+    assert!(
+        md.contains("logged at Metadata, so requestObject.spec"),
+        "{md}"
+    );
+}
+
+#[test]
+fn verify_names_a_bad_checkpoint_and_takes_the_key_from_a_file() {
+    let (dir, id) = script_incident();
+    let file = export(dir.path(), &id);
+    let key = ok(&["verify", "--data-dir", d(dir.path()), "--export-public-key"]);
+    let key_file = dir.path().join("store.pub");
+    std::fs::write(&key_file, &key).unwrap();
+    let out = ok(&[
+        "incident",
+        "verify",
+        file.to_str().unwrap(),
+        "--public-key",
+        key_file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("events covered by 2 signed checkpoint(s)"),
+        "{out}"
+    );
+    // A checkpoint claiming more records than were signed.
+    let mut fs = vigil_incident_archive(&file);
+    let c = fs.iter_mut().find(|f| f.0 == "checkpoints.jsonl").unwrap();
+    let lines = text(&c.1);
+    let (first, rest) = lines.split_once('\n').unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(first).unwrap();
+    v["records"] = serde_json::json!(v["records"].as_u64().unwrap() + 1);
+    c.1 = format!("{v}\n{rest}").into_bytes();
+    let bad = dir.path().join("bad.tar.gz");
+    std::fs::write(&bad, vigil_incident::export::archive(&fs, 0).unwrap()).unwrap();
+    let r = vigil(&["incident", "verify", bad.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    let out = text(&r.stdout);
+    assert!(out.contains("FAIL checkpoints.jsonl: edited"), "{out}");
+    assert!(
+        out.contains("FAIL checkpoints.jsonl line 1: bad checkpoint signature"),
+        "{out}"
+    );
 }

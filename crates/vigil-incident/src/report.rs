@@ -301,28 +301,33 @@ pub fn build(input: &ReportInput) -> Vec<Block> {
                 .into(),
         ));
     }
+    let mut items = Vec::new();
     for g in &gaps {
-        let first = g.events.first().map(|e| e.0.as_str()).unwrap_or("");
         let earlier = first_alert
-            .zip(parse_time(first))
+            .zip(parse_time(&g.time))
             .filter(|(a, t)| *t < a.time)
-            .map(|(a, t)| format!(", {} before the first alert", duration(a.time - t)))
+            .map(|(a, t)| format!(" ({} before the first alert)", duration(a.time - t)))
             .unwrap_or_default();
-        let mut items: Vec<String> = g
-            .events
-            .iter()
-            .map(|(t, what, level, _)| format!("{t} {what}: logged at {level}"))
-            .collect();
-        items.extend(g.policy.iter().cloned());
-        b.push(Block::Para(format!(
-            "Rule {} ({}, {}) needs {} but {} event(s) were logged without it; it would have been \
-             checked at {first}{earlier}. Log these requests at Request level.",
-            g.rule,
-            g.rule_file,
+        items.push(format!(
+            "{} {}: logged at {}{}, so {} could not be read; {} rule(s) could not check it{earlier}: {}.",
+            g.time,
+            g.what,
             g.level,
+            g.policy
+                .as_ref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default(),
             g.needs.join(", "),
-            g.events.len()
-        )));
+            g.rules.len(),
+            g.rules.join(", ")
+        ));
+    }
+    if !gaps.is_empty() {
+        b.push(Block::Para(
+            "Events of the incident logged without the request body that built-in rules read \
+             (log these requests at Request level):"
+                .into(),
+        ));
         b.push(Block::List(items));
     }
 

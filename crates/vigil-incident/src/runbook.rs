@@ -77,14 +77,19 @@ fn kobj(o: &ObjectRef) -> String {
 }
 
 fn file_name(o: &ObjectRef) -> String {
-    let mut s = format!("{}-{}-{}", o.resource, o.namespace, o.name);
-    s.retain(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    s.trim_matches('-').to_string()
+    [&o.resource, &o.namespace, &o.name]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| label_value(p))
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 struct Book {
     out: String,
     step: usize,
+    /// Commands already given: an object two entities touched is handled once.
+    done: BTreeSet<String>,
 }
 
 impl Book {
@@ -92,6 +97,14 @@ impl Book {
         self.out.push_str(&format!("\n## {title}\n"));
     }
     fn step(&mut self, text: &str, commands: &[String]) {
+        let given = commands.len();
+        let commands: Vec<&String> = commands
+            .iter()
+            .filter(|c| c.starts_with('#') || self.done.insert(c.to_string()))
+            .collect();
+        if given > 0 && commands.is_empty() {
+            return;
+        }
         self.step += 1;
         self.out.push_str(&format!("\n{}. {text}\n", self.step));
         if !commands.is_empty() {
@@ -163,6 +176,7 @@ pub fn runbook(inc: &Incident, scope: &Scope, data_dir: &str) -> String {
     let mut b = Book {
         out: format!("# Runbook for {}: {}\n", inc.id, inc.title),
         step: 0,
+        done: BTreeSet::new(),
     };
     b.out.push_str(&format!(
         "\nEntities: {}. Run the steps in order; capture evidence before changing anything.\n",
@@ -442,31 +456,13 @@ fn containment(b: &mut Book, kind: EntityKind, value: &str, s: &EntityScope) {
                     format!("kubectl get csr -o wide | grep -F -- {}", sh(value)),
                 ],
             );
-            let hosts: Vec<String> = s
-                .hosts_reached
-                .iter()
-                .filter(|t| t.target.ends_with(" (ssh)"))
-                .map(|t| t.target.trim_end_matches(" (ssh)").to_string())
-                .collect();
-            for h in hosts {
-                b.step(
-                    &format!(
-                        "On host `{h}`: kill the sessions of `{value}` and disable the account."
-                    ),
-                    &[
-                        format!("ssh {} sudo loginctl terminate-user {}", sh(&h), sh(value)),
-                        format!("ssh {} sudo pkill -KILL -u {}", sh(&h), sh(value)),
-                        format!(
-                            "ssh {} sudo usermod --lock --expiredate 1 {}",
-                            sh(&h),
-                            sh(value)
-                        ),
-                    ],
-                );
-            }
+            host_sessions(b, s);
             block_addresses(b, &ent, &s.addresses);
         }
-        EntityKind::Ip => block_addresses(b, &ent, &[value.to_string()]),
+        EntityKind::Ip => {
+            host_sessions(b, s);
+            block_addresses(b, &ent, &[value.to_string()]);
+        }
         EntityKind::Node => b.step(
             &format!("Cordon node `{value}` (no new pods) until it is rebuilt."),
             &[format!("kubectl cordon {}", sh(value))],
@@ -485,6 +481,34 @@ fn containment(b: &mut Book, kind: EntityKind, value: &str, s: &EntityScope) {
     }
 }
 
+/// The accounts that logged in to hosts (from the scope's SSH logins): kill their sessions and
+/// disable them.
+fn host_sessions(b: &mut Book, s: &EntityScope) {
+    let mut seen = BTreeSet::new();
+    for t in &s.hosts_reached {
+        let (Some(host), Some(user)) = (t.target.strip_suffix(" (ssh)"), t.user.as_deref()) else {
+            continue;
+        };
+        if !seen.insert((host, user)) {
+            continue;
+        }
+        let (h, u) = (sh(host), sh(user));
+        b.step(
+            &format!(
+                "On host `{host}`: kill the sessions of `{user}` (logged in at {}) and disable \
+                 the account (locked password and expired, which also stops key logins).",
+                t.time
+            ),
+            &[
+                format!("ssh {h} sudo loginctl terminate-user {u}"),
+                format!("ssh {h} sudo pkill -KILL -u {u}"),
+                format!("ssh {h} sudo usermod --lock --expiredate 1 {u}"),
+                format!("ssh {h} sudo last -F -w {u}"),
+            ],
+        );
+    }
+}
+
 fn block_addresses(b: &mut Book, ent: &str, addrs: &[String]) {
     let addrs: Vec<&String> = addrs
         .iter()
@@ -494,7 +518,7 @@ fn block_addresses(b: &mut Book, ent: &str, addrs: &[String]) {
         return;
     }
     let mut cmds = Vec::new();
-    for a in addrs {
+    for a in &addrs {
         let ipt = if a.contains(':') {
             "ip6tables"
         } else {
@@ -503,10 +527,21 @@ fn block_addresses(b: &mut Book, ent: &str, addrs: &[String]) {
         cmds.push(format!("sudo {ipt} -I INPUT -s {a} -j DROP"));
         cmds.push(format!("sudo {ipt} -I FORWARD -s {a} -j DROP"));
     }
+    let internal = addrs.iter().any(|a| match a.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v)) => v.is_private() || v.is_loopback(),
+        Ok(std::net::IpAddr::V6(v)) => v.is_loopback() || (v.segments()[0] & 0xfe00) == 0xfc00,
+        Err(_) => false,
+    });
     b.step(
         &format!(
             "Block the addresses `{ent}` came from (on the hosts and at the perimeter; remove \
-             the rule when the address is no longer attacker-controlled)."
+             the rule when the address is no longer attacker-controlled).{}",
+            if internal {
+                " An internal address is a compromised host of yours: isolate that host too \
+                 and handle it as an entity of the incident."
+            } else {
+                ""
+            }
         ),
         &cmds,
     );

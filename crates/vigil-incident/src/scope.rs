@@ -157,6 +157,9 @@ pub struct Touch {
     /// HTTP status (Kubernetes) or outcome.
     pub result: String,
     pub loc: u64,
+    /// The account used, for logins to hosts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     #[serde(skip)]
     pub object: Option<ObjectRef>,
 }
@@ -228,6 +231,7 @@ fn touch(e: &Ev, target: String) -> Touch {
         target,
         result,
         loc: e.loc,
+        user: None,
         object: ObjectRef::of(e),
     }
 }
@@ -296,7 +300,9 @@ fn entity_scope(ent: &Entity, evs: &[&Ev]) -> EntityScope {
         if matches!(ent.kind, EntityKind::User | EntityKind::Ip) {
             if action == "ssh_login" {
                 if let Some(h) = e.str("host.name") {
-                    s.hosts_reached.push(touch(e, format!("{h} (ssh)")));
+                    let mut t = touch(e, format!("{h} (ssh)"));
+                    t.user = e.str("user.name").map(str::to_string);
+                    s.hosts_reached.push(t);
                 }
             } else if e.dataset.starts_with("zeek") || e.dataset.contains("flow") {
                 if let Some(d) = e.str("destination.ip") {

@@ -8,7 +8,7 @@
 //! selections constrains `objectRef.resource` (and `verb`, `objectRef.subresource`) to values
 //! the event has. This reads the rule texts (not the engine): it is a screen, not a proof.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 use serde_norway::Value as Y;
@@ -16,18 +16,20 @@ use vigil_policy::Policy;
 
 use crate::scope::{Ev, ObjectRef};
 
+/// One event logged without what some rules need.
 #[derive(Debug, Clone, Serialize)]
 pub struct Gap {
-    /// The detection rule's title and file.
-    pub rule: String,
-    pub rule_file: String,
+    pub time: String,
+    pub what: String,
+    /// The level it was logged at.
     pub level: String,
-    /// `requestObject` or `responseObject` fields the rule reads.
+    pub loc: u64,
+    /// The rules that could not be checked on it: `Title (level)`.
+    pub rules: Vec<String>,
+    /// What they read, to two path steps (`requestObject.spec`).
     pub needs: Vec<String>,
-    /// Events hidden: time, what, recorded level, store location.
-    pub events: Vec<(String, String, String, u64)>,
-    /// With a policy: `rule N (line L) sets level X`, per event.
-    pub policy: Vec<String>,
+    /// With a policy: which of its rules chose the level.
+    pub policy: Option<String>,
 }
 
 struct Gate {
@@ -39,7 +41,6 @@ struct Gate {
 
 struct BodyRule {
     title: String,
-    file: String,
     level: String,
     needs: Vec<String>,
     gates: Vec<Gate>,
@@ -77,7 +78,7 @@ fn alternatives(v: &Y) -> Vec<&serde_norway::Mapping> {
 fn body_rules() -> Vec<BodyRule> {
     let ph = vigil_detect::builtin::placeholders();
     let mut out = Vec::new();
-    for (file, text) in vigil_detect::builtin::rule_files() {
+    for (_, text) in vigil_detect::builtin::rule_files() {
         let Ok(doc) = serde_norway::from_str::<Y>(text) else {
             continue;
         };
@@ -145,7 +146,6 @@ fn body_rules() -> Vec<BodyRule> {
         let s = |k: &str| doc.get(k).and_then(Y::as_str).unwrap_or("").to_string();
         out.push(BodyRule {
             title: s("title"),
-            file: file.to_string(),
             level: s("level"),
             needs,
             gates,
@@ -162,10 +162,10 @@ fn applies(g: &Gate, o: &ObjectRef, verb: &str) -> bool {
             .is_none_or(|subs| subs.contains(&o.subresource))
 }
 
-/// The gaps among `events` (the incident's actors' Kubernetes events).
+/// The gaps among `events` (the incident's actors' Kubernetes events), in their order.
 pub fn gaps(events: &[&Ev], policy: Option<&Policy>) -> Vec<Gap> {
     let rules = body_rules();
-    let mut out: BTreeMap<String, Gap> = BTreeMap::new();
+    let mut out = Vec::new();
     for e in events {
         let level = e.str("level").unwrap_or("");
         if !matches!(level, "Metadata" | "None") {
@@ -173,26 +173,33 @@ pub fn gaps(events: &[&Ev], policy: Option<&Policy>) -> Vec<Gap> {
         }
         let Some(o) = ObjectRef::of(e) else { continue };
         let verb = e.str("verb").unwrap_or("");
-        for r in &rules {
-            if !r.gates.iter().any(|g| applies(g, &o, verb)) {
-                continue;
-            }
-            let gap = out.entry(r.file.clone()).or_insert_with(|| Gap {
-                rule: r.title.clone(),
-                rule_file: r.file.clone(),
-                level: r.level.clone(),
-                needs: r.needs.clone(),
-                events: Vec::new(),
-                policy: Vec::new(),
-            });
-            gap.events
-                .push((e.time_rfc3339(), e.what(), level.to_string(), e.loc));
-            if let Some(p) = policy {
-                gap.policy.push(policy_says(p, e));
+        let hit: Vec<&BodyRule> = rules
+            .iter()
+            .filter(|r| r.gates.iter().any(|g| applies(g, &o, verb)))
+            .collect();
+        if hit.is_empty() {
+            continue;
+        }
+        let mut needs = BTreeSet::new();
+        for r in &hit {
+            for n in &r.needs {
+                needs.insert(n.split('.').take(2).collect::<Vec<_>>().join("."));
             }
         }
+        out.push(Gap {
+            time: e.time_rfc3339(),
+            what: e.what(),
+            level: level.to_string(),
+            loc: e.loc,
+            rules: hit
+                .iter()
+                .map(|r| format!("{} ({})", r.title, r.level))
+                .collect(),
+            needs: needs.into_iter().collect(),
+            policy: policy.map(|p| policy_says(p, e)),
+        });
     }
-    out.into_values().collect()
+    out
 }
 
 /// Which rule of `policy` decides the level of the request of `e`.
@@ -202,21 +209,17 @@ fn policy_says(p: &Policy, e: &Ev) -> String {
         .into_iter()
         .next()
     else {
-        return format!("{}: not a decodable audit event", e.what());
+        return "not a decodable audit event".to_string();
     };
     let attrs = vigil_policy::Attributes::from_event(&d.event);
     let dec = p.evaluate(&attrs);
     match dec.rule {
         Some(i) => format!(
-            "{}: policy rule {} (line {}) sets level {}",
-            e.what(),
+            "policy rule {} at line {} sets level {}",
             i + 1,
             p.rule_lines.get(i).copied().unwrap_or(0),
             dec.level.as_str()
         ),
-        None => format!(
-            "{}: no policy rule matches (level None: not logged at all)",
-            e.what()
-        ),
+        None => "no policy rule matches (level None: not logged at all)".to_string(),
     }
 }

@@ -268,25 +268,25 @@ fn clock_skew_between_live_sources() {
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
     // The bastion is on time; the apiserver's clock is ten minutes ahead.
     let auth = tmp.path().join("auth.log");
-    let mut text = String::new();
+    let mut lines = String::new();
     for i in 0..5 {
         let t = now - chrono::Duration::seconds(3 + i);
-        text.push_str(&format!(
+        lines.push_str(&format!(
             "{} bastion sshd[1{i}]: Accepted publickey for alice from 198.51.100.10 port 5002{i} ssh2\n",
             t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
         ));
     }
-    std::fs::write(&auth, text).unwrap();
+    std::fs::write(&auth, lines).unwrap();
     let k8s = tmp.path().join("audit.jsonl");
-    let mut text = String::new();
+    let mut lines = String::new();
     for i in 0..5 {
         let t = fmt(now + chrono::Duration::seconds(600 - i));
-        text.push_str(&format!(
+        lines.push_str(&format!(
             r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"skew-{i}","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/shop/pods","verb":"list","user":{{"username":"jane"}},"objectRef":{{"resource":"pods","namespace":"shop","apiVersion":"v1"}},"responseStatus":{{"code":200}},"requestReceivedTimestamp":"{t}","stageTimestamp":"{t}"}}"#
         ));
-        text.push('\n');
+        lines.push('\n');
     }
-    std::fs::write(&k8s, text).unwrap();
+    std::fs::write(&k8s, lines).unwrap();
     let d = data.to_str().unwrap();
     for f in [&auth, &k8s] {
         let out = vigil(&[

@@ -515,6 +515,42 @@ fn window_and_bad_input() {
         "jsonl",
     ]));
     assert_eq!(list.len(), 2);
+
+    // A capped timeline keeps what is nearest the alert, and says so in the history.
+    let out = vigil(&[
+        "incident",
+        "open",
+        "--data-dir",
+        d,
+        "--alert",
+        &pod,
+        "--max-timeline",
+        "10",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("capped at 10"));
+    let shown: Value = serde_json::from_str(&ok(&[
+        "incident",
+        "show",
+        "--data-dir",
+        d,
+        "INC-0003",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    assert!(shown["notes"][0]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("timeline capped at the 10 events nearest the first alert"));
+    let tl = shown["timeline"].as_array().unwrap();
+    assert!(tl.iter().any(|e| e["summary"]
+        == "system:serviceaccount:ci:deployer (10.0.0.5): create pods ci/node-debug (201)"));
+    // The events kept are those nearest the alert (10:02:30), not the window's first (10:00).
+    assert!(tl
+        .iter()
+        .filter(|e| e["kind"] == "event")
+        .all(|e| e["time"].as_str().unwrap() > "2026-11-20T10:02"));
     // Multiple alerts: the title comes from the highest level one.
     let low = alert_id(&all, "RBAC Role or Binding Created, Modified or Deleted");
     let high = alert_id(&all, "Binding to a Cluster-Admin Role Created or Changed");

@@ -11,8 +11,9 @@
 //!    only: the entities of related alerts are not followed, so an incident does not grow to
 //!    the whole cluster through shared infrastructure;
 //! 5. the timeline: every event and alert about any of the entities in the window, in time
-//!    order, as store locations. It is capped (`OpenRequest::timeline_cap`): the first entries
-//!    in time are kept, the alerts always, and a note in the history says so.
+//!    order, as store locations. It is capped (`OpenRequest::timeline_cap`): up to half the cap
+//!    before the first alert and the rest from it on are kept, the alerts always, and a note in
+//!    the history says so.
 //!
 //! With a title and no alerts the incident opens empty (declared by a person, e.g. from a
 //! report by phone); it still gets an id and a history.
@@ -206,18 +207,32 @@ pub fn open(data_dir: &Path, req: &OpenRequest) -> Result<Opened, IncidentError>
         .collect();
     let mut capped = false;
     if let Some(q) = query_any(&entities) {
-        let found = reader.search(
-            &q,
-            &SearchOptions {
-                since: range.0,
-                until: range.1,
-                limit: req.timeline_cap,
-                newest_first: false,
-                kinds: Kinds::Both,
-            },
+        // Centred on the first alert: up to half the cap before it (nearest first), the rest
+        // from it on, so a capped timeline keeps what led to the alert and what followed.
+        let cap = req.timeline_cap.max(2);
+        let search = |since, until, limit, newest_first| {
+            reader.search(
+                &q,
+                &SearchOptions {
+                    since: Some(since),
+                    until: Some(until),
+                    limit,
+                    newest_first,
+                    kinds: Kinds::Both,
+                },
+            )
+        };
+        let before = search(since, first, cap / 2, true)?;
+        let after = search(
+            first,
+            until.saturating_add(1),
+            cap - before.events.len(),
+            false,
         )?;
-        capped = found.truncated;
-        points.extend(found.events.iter().map(|e| (e.record.event_time, e.loc)));
+        capped = before.truncated || after.truncated;
+        for e in before.events.iter().chain(&after.events) {
+            points.insert((e.record.event_time, e.loc));
+        }
     }
     let timeline: Vec<u64> = points.into_iter().map(|(_, loc)| loc).collect();
 
@@ -245,8 +260,8 @@ pub fn open(data_dir: &Path, req: &OpenRequest) -> Result<Opened, IncidentError>
             &req.actor,
             Action::Note {
                 text: format!(
-                    "timeline capped at the first {} events in time; more are about these \
-                     entities (see `vigil timeline`)",
+                    "timeline capped at the {} events nearest the first alert; more are about \
+                     these entities (see `vigil timeline`)",
                     req.timeline_cap
                 ),
             },

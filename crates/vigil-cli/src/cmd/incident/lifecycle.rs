@@ -139,7 +139,7 @@ pub struct OpenArgs {
     /// How far around the alerts to look for related alerts and timeline events.
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub window: String,
-    /// At most N timeline entries (the first in time; the alerts are always kept).
+    /// At most N timeline entries (those nearest the first alert; the alerts are always kept).
     #[arg(long, value_name = "N", default_value_t = opening::DEFAULT_TIMELINE_CAP)]
     pub max_timeline: usize,
     #[command(flatten)]

@@ -475,7 +475,7 @@ pub fn gaps(policy: &Policy, r: &RuleNeeds) -> Vec<Gap> {
             } else if d.level < need {
                 format!("logged at {}", level_name(d.level))
             } else if r.reads_status && status_stage_omitted {
-                "ResponseComplete omitted: the rule reads responseStatus".to_string()
+                "ResponseComplete omitted (the rule reads responseStatus)".to_string()
             } else {
                 continue;
             };
@@ -587,15 +587,18 @@ pub fn findings(policy: &Policy) -> Vec<Finding> {
                     String::new()
                 } else {
                     format!(
-                        " (when made by {})",
+                        ", when made by {}",
                         callers.iter().copied().collect::<Vec<_>>().join(" or ")
                     )
                 };
-                format!(
-                    "{} {reason} by {}{who}",
-                    list(labels, 4),
-                    decider(policy, *rule)
-                )
+                match rule {
+                    Some(_) => format!(
+                        "{}: {reason} by {}{who}",
+                        list(labels, 4),
+                        decider(policy, *rule)
+                    ),
+                    None => format!("{}: not logged, no rule matches{who}", list(labels, 4)),
+                }
             })
             .collect();
         let need = gs.iter().map(|g| g.need).max().unwrap_or(Level::Metadata);
@@ -610,28 +613,62 @@ pub fn findings(policy: &Policy) -> Vec<Finding> {
             if all { "blind" } else { "partly blind" },
             parts.join("; ")
         );
-        let gap_refs: Vec<&Gap> = gs.iter().collect();
-        let all_sensitive = gs.iter().all(|g| sensitive(&g.probe)) && need >= Level::Request;
-        let fix_level = need.max(Level::Metadata);
+        // Too low a level (or none), and stages omitted: each has its own fix.
+        let (stage_gaps, level_gaps): (Vec<&Gap>, Vec<&Gap>) = gs
+            .iter()
+            .partition(|g| g.reason.starts_with("ResponseComplete") || g.reason.contains("stage"));
+        let all_sensitive = !level_gaps.is_empty()
+            && stage_gaps.is_empty()
+            && level_gaps.iter().all(|g| sensitive(&g.probe))
+            && need >= Level::Request;
         let first_rule = gs.iter().filter_map(|g| g.rule).min();
-        let place = match first_rule.and_then(|i| policy.rule_lines.get(i)) {
-            Some(l) if *l > 0 => format!("above the rule at line {l}"),
-            _ => "before the final catch-all".to_string(),
-        };
-        let status_only = gs.iter().all(|g| g.reason.starts_with("ResponseComplete"));
+        let mut fixes = Vec::new();
+        if !level_gaps.is_empty() {
+            let level_need = level_gaps
+                .iter()
+                .map(|g| g.need)
+                .max()
+                .unwrap_or(Level::Metadata);
+            let fix_level = level_need.max(Level::Metadata);
+            let place = match level_gaps
+                .iter()
+                .filter_map(|g| g.rule)
+                .min()
+                .and_then(|i| policy.rule_lines.get(i))
+            {
+                Some(l) if *l > 0 => format!("above the rule at line {l}"),
+                _ => "before the final catch-all".to_string(),
+            };
+            fixes.push(format!(
+                "log them at {}: add `{}` {place}",
+                level_name(fix_level),
+                suggested_rule(fix_level, &level_gaps)
+            ));
+        }
+        if !stage_gaps.is_empty() {
+            let policy_wide = policy.omit_stages.contains(&Stage::ResponseComplete);
+            let rules: BTreeSet<String> = stage_gaps
+                .iter()
+                .filter(|g| g.rule.is_some())
+                .map(|g| decider(policy, g.rule))
+                .collect();
+            fixes.push(if policy_wide {
+                "keep the ResponseComplete stage (it carries the response code the rule tests): remove it from the policy-level omitStages".to_string()
+            } else {
+                format!(
+                    "keep the ResponseComplete stage (it carries the response code the rule tests): remove it from omitStages of {}",
+                    rules.into_iter().collect::<Vec<_>>().join(" and ")
+                )
+            });
+        }
         let (sev, fix) = if all_sensitive {
             (
                 Sev::Info,
                 format!(
                     "accept it: logging the bodies of {} at {} would write secret values into the audit log (lint: sensitive-data-logged); cover it with admission control instead",
-                    gs[0].probe.resource_label(),
+                    level_gaps[0].probe.resource_label(),
                     level_name(need)
                 ),
-            )
-        } else if status_only {
-            (
-                Sev::Warning,
-                "keep the ResponseComplete stage for these requests: remove ResponseComplete from omitStages (policy-wide or in the rule named)".to_string(),
             )
         } else {
             let sev = match (all, r.level.as_str()) {
@@ -639,14 +676,7 @@ pub fn findings(policy: &Policy) -> Vec<Finding> {
                 (_, "informational") => Sev::Info,
                 _ => Sev::Warning,
             };
-            (
-                sev,
-                format!(
-                    "log them at {}: add `{}` {place}",
-                    level_name(fix_level),
-                    suggested_rule(fix_level, &gap_refs)
-                ),
-            )
+            (sev, fixes.join("; and "))
         };
         out.push(Finding {
             id: "blind-detection".into(),
@@ -722,5 +752,27 @@ mod tests {
             &needs("Command Executed in or Attached to a Pod Container"),
         );
         assert!(g[0].reason.contains("level None"), "{g:?}");
+    }
+
+    #[test]
+    fn omitted_response_complete_blinds_rules_that_test_the_response_code() {
+        let p = policy(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [ResponseComplete]\nrules:\n- level: Request\n",
+        );
+        let f = findings(&p);
+        let priv_pod = f
+            .iter()
+            .find(|f| f.what.contains("\"Privileged Container Created\""))
+            .expect("blind");
+        assert_eq!(priv_pod.severity, Sev::Error);
+        assert!(
+            priv_pod.what.contains("ResponseComplete omitted"),
+            "{}",
+            priv_pod.what
+        );
+        assert!(!priv_pod.fix.contains("log them at"), "{}", priv_pod.fix);
+        assert!(priv_pod
+            .fix
+            .contains("remove it from the policy-level omitStages"));
     }
 }

@@ -14,6 +14,8 @@
 //!   `orchestrator.resource.*` fields, and `kubernetes.pod.name` + `kubernetes.namespace`; as
 //!   `NS/NAME`.
 //! - nodes: `objectRef` with resource `nodes`, and `system:node:X` users.
+//! - service accounts also from `objectRef` with resource `serviceaccounts` (a token request,
+//!   a change to the account).
 //! - hosts: `host.name`. A host named by its address (syslog from a host without a resolvable
 //!   name) is also that `Ip`, so its network connections join its logs.
 //!
@@ -179,13 +181,26 @@ pub fn entities_of(doc: &Value) -> Vec<Entity> {
         ),
     ];
     out.extend(pods.into_iter().flatten());
-    if first(doc, "objectRef.resource") == Some("nodes") {
-        if let Some(n) = first(doc, "objectRef.name") {
+    let (resource, ns, name) = (
+        first(doc, "objectRef.resource"),
+        first(doc, "objectRef.namespace"),
+        first(doc, "objectRef.name"),
+    );
+    match (resource, ns, name) {
+        (Some("nodes"), _, Some(n)) => {
             out.insert(Entity {
                 kind: EntityKind::Node,
                 value: n.to_string(),
             });
         }
+        // A token minted for (or a change to) a service account is about that account.
+        (Some("serviceaccounts"), Some(ns), Some(n)) => {
+            out.insert(Entity {
+                kind: EntityKind::ServiceAccount,
+                value: format!("system:serviceaccount:{ns}:{n}"),
+            });
+        }
+        _ => {}
     }
     out.into_iter().collect()
 }
@@ -239,12 +254,30 @@ fn is(field: &str, value: &str) -> Query {
 pub fn query(e: &Entity) -> Query {
     let v = e.value.as_str();
     match e.kind {
-        // A service account is a user name to the apiserver; same fields.
-        EntityKind::User | EntityKind::ServiceAccount => Query::Or(vec![
+        EntityKind::User => Query::Or(vec![
             is("user.name", v),
             is("user.effective.name", v),
             is("related.user", v),
         ]),
+        // A user name to the apiserver, and the object its tokens are minted from.
+        EntityKind::ServiceAccount => {
+            let mut any = vec![
+                is("user.name", v),
+                is("user.effective.name", v),
+                is("related.user", v),
+            ];
+            let parts = v
+                .strip_prefix("system:serviceaccount:")
+                .and_then(|r| r.split_once(':'));
+            if let Some((ns, name)) = parts {
+                any.push(Query::And(vec![
+                    is("objectRef.resource", "serviceaccounts"),
+                    is("objectRef.namespace", ns),
+                    is("objectRef.name", name),
+                ]));
+            }
+            Query::Or(any)
+        }
         EntityKind::Ip => Query::Or(vec![
             is("related.ip", v),
             is("source.ip", v),
@@ -351,6 +384,25 @@ mod tests {
     }
 
     #[test]
+    fn a_token_request_is_about_the_service_account() {
+        let doc = json!({
+            "user": {"name": "alice@example.com"},
+            "objectRef": {"resource": "serviceaccounts", "subresource": "token",
+                          "namespace": "kube-system", "name": "admin"},
+        });
+        assert_eq!(
+            entities_of(&doc),
+            [
+                ent(EntityKind::User, "alice@example.com"),
+                ent(
+                    EntityKind::ServiceAccount,
+                    "system:serviceaccount:kube-system:admin"
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn host_logs_and_hosts_named_by_address() {
         let doc = json!({"host": {"name": "10.0.0.5"}, "user": {"name": "alice"},
                          "source": {"ip": "198.51.100.10"}});
@@ -392,6 +444,7 @@ mod tests {
             json!({"objectRef": {"resource": "pods", "namespace": "shop", "name": "web-1"}}),
             json!({"user": {"name": "system:node:node-1"}}),
             json!({"host": {"name": "bastion-1"}, "related": {"hosts": ["bastion-1"]}}),
+            json!({"objectRef": {"resource": "serviceaccounts", "namespace": "ci", "name": "x"}}),
         ];
         for doc in &docs {
             for e in entities_of(doc) {

@@ -5,9 +5,10 @@
 //! the ResponseComplete stage) and the requests its selections pin (resource, subresource, API
 //! group, verb, namespace; `|expand` placeholders resolved with the pack's defaults). Selections
 //! named `filter*` only narrow a rule, so they are not counted. Each pinned request is then
-//! evaluated through the policy checker, as kube-apiserver would, for two callers (a person and
-//! a workload service account): a request logged at None, with every stage it emits omitted, or
-//! at a level below what the rule reads, is a blind spot.
+//! evaluated through the policy checker, as kube-apiserver would, as the users or groups the
+//! rule pins, else as two callers (a person and a workload service account): a request logged
+//! at None, with every stage it emits omitted, or at a level below what the rule reads, is a
+//! blind spot.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -59,6 +60,9 @@ pub struct RuleNeeds {
     /// The first body field it reads (requestObject.*, responseObject.*).
     pub body_field: Option<String>,
     pub reads_status: bool,
+    /// Exact user names and groups its selections require (probed as these callers).
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
     /// The requests it looks for, each with the level its fields need.
     pub probes: Vec<(Probe, Level)>,
 }
@@ -145,6 +149,8 @@ struct Pins {
     namespaces: Vec<String>,
     /// A body field read in this same mapping, and the level it needs.
     body: Option<(Level, String)>,
+    user_names: Vec<String>,
+    user_groups: Vec<String>,
 }
 
 struct Reads {
@@ -197,6 +203,8 @@ fn walk(n: &Node, ph: &HashMap<String, Vec<String>>, out: &mut Reads) {
             "objectRef.apiGroup" if exists_false => pins.groups.push(String::new()),
             "objectRef.apiGroup" if !exists => pins.groups.extend(values(v, &mods, ph)),
             "verb" if !exists => pins.verbs.extend(values(v, &mods, ph)),
+            "user.username" if mods.is_empty() => pins.user_names.extend(values(v, &mods, ph)),
+            "user.groups" if mods.is_empty() => pins.user_groups.extend(values(v, &mods, ph)),
             "objectRef.namespace" if !exists && mods.iter().all(|m| *m == "expand") => {
                 pins.namespaces.extend(values(v, &mods, ph))
             }
@@ -344,6 +352,20 @@ fn needs_of(doc: &Node, ph: &HashMap<String, Vec<String>>) -> Option<RuleNeeds> 
             .to_string(),
         body_field,
         reads_status: reads.status,
+        users: reads
+            .maps
+            .iter()
+            .flat_map(|m| m.user_names.iter().filter(|u| literal(u)).cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        groups: reads
+            .maps
+            .iter()
+            .flat_map(|m| m.user_groups.iter().filter(|g| literal(g)).cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         probes: probes
             .into_iter()
             .map(|(p, n)| (p, n.map_or(Level::Metadata, |n| n.0)))
@@ -369,27 +391,58 @@ pub fn builtin_needs() -> Vec<RuleNeeds> {
 }
 
 struct Caller {
-    label: &'static str,
-    name: &'static str,
-    groups: &'static [&'static str],
+    label: String,
+    name: String,
+    groups: Vec<String>,
 }
 
-const CALLERS: &[Caller] = &[
+fn caller(label: &str, name: &str, groups: &[&str]) -> Caller {
     Caller {
-        label: "a person",
-        name: "jane@example.com",
-        groups: &["developers", "system:authenticated"],
-    },
-    Caller {
-        label: "a service account",
-        name: "system:serviceaccount:default:app",
-        groups: &[
-            "system:serviceaccounts",
-            "system:serviceaccounts:default",
-            "system:authenticated",
-        ],
-    },
-];
+        label: label.into(),
+        name: name.into(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+/// Who to probe as: the users or groups the rule is about, else a person and a workload's
+/// service account (who attackers usually are, or hold the credentials of).
+fn callers(r: &RuleNeeds) -> Vec<Caller> {
+    let mut out = Vec::new();
+    for u in &r.users {
+        let groups: &[&str] = if u == "system:anonymous" {
+            &["system:unauthenticated"]
+        } else if u.starts_with("system:serviceaccount:") {
+            &["system:serviceaccounts", "system:authenticated"]
+        } else {
+            &["system:authenticated"]
+        };
+        out.push(caller(u, u, groups));
+    }
+    for g in &r.groups {
+        out.push(caller(
+            &format!("a member of {g}"),
+            "probe-user",
+            &[g.as_str(), "system:authenticated"],
+        ));
+    }
+    if out.is_empty() {
+        out.push(caller(
+            "a person",
+            "jane@example.com",
+            &["developers", "system:authenticated"],
+        ));
+        out.push(caller(
+            "a service account",
+            "system:serviceaccount:default:app",
+            &[
+                "system:serviceaccounts",
+                "system:serviceaccounts:default",
+                "system:authenticated",
+            ],
+        ));
+    }
+    out
+}
 
 fn attrs(c: &Caller, p: &Probe) -> Attributes {
     let named = !(matches!(
@@ -419,8 +472,8 @@ fn attrs(c: &Caller, p: &Probe) -> Attributes {
     }
     Attributes {
         user: Some(User {
-            name: c.name.into(),
-            groups: c.groups.iter().map(|g| g.to_string()).collect(),
+            name: c.name.clone(),
+            groups: c.groups.clone(),
         }),
         verb: p.verb.clone(),
         namespace: ns,
@@ -448,7 +501,7 @@ pub struct Gap {
     pub probe: Probe,
     /// The level the fields the rule reads from this request need.
     pub need: Level,
-    pub callers: Vec<&'static str>,
+    pub callers: Vec<String>,
     /// Index of the policy rule that decided, if any.
     pub rule: Option<usize>,
     pub reason: String,
@@ -457,9 +510,10 @@ pub struct Gap {
 /// The probes of `r` the policy leaves blind.
 pub fn gaps(policy: &Policy, r: &RuleNeeds) -> Vec<Gap> {
     let mut out: Vec<Gap> = Vec::new();
+    let who = callers(r);
     for (p, need) in &r.probes {
         let need = *need;
-        for c in CALLERS {
+        for c in &who {
             let d = policy.evaluate(&attrs(c, p));
             let omitted = |s: Stage| d.omit_stages.contains(&s);
             let status_stage_omitted = omitted(Stage::ResponseComplete)
@@ -480,11 +534,11 @@ pub fn gaps(policy: &Policy, r: &RuleNeeds) -> Vec<Gap> {
                 continue;
             };
             match out.iter_mut().find(|g| g.probe == *p && g.reason == reason) {
-                Some(g) => g.callers.push(c.label),
+                Some(g) => g.callers.push(c.label.clone()),
                 None => out.push(Gap {
                     probe: p.clone(),
                     need,
-                    callers: vec![c.label],
+                    callers: vec![c.label.clone()],
                     rule: d.rule,
                     reason,
                 }),
@@ -569,6 +623,7 @@ pub fn findings(policy: &Policy) -> Vec<Finding> {
             continue;
         }
         let blind_probes: BTreeSet<&Probe> = gs.iter().map(|g| &g.probe).collect();
+        let n_callers = callers(&r).len();
         let all = blind_probes.len() == r.probes.len();
         // Grouped by (why, which policy rule decided).
         let mut groups: BTreeMap<(String, Option<usize>), Group> = BTreeMap::new();
@@ -578,12 +633,12 @@ pub fn findings(policy: &Policy) -> Vec<Finding> {
             if !e.0.contains(&label) {
                 e.0.push(label);
             }
-            e.1.extend(g.callers.iter().copied());
+            e.1.extend(g.callers.iter().map(String::as_str));
         }
         let parts: Vec<String> = groups
             .iter()
             .map(|((reason, rule), (labels, callers))| {
-                let who = if callers.len() == CALLERS.len() {
+                let who = if callers.len() == n_callers {
                     String::new()
                 } else {
                     format!(

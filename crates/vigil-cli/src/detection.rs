@@ -152,10 +152,55 @@ impl Seen {
     }
 }
 
+/// What the stateless stage found in one event: every rule that matched (those that only feed
+/// correlations included) and what alerts and correlations read from the document.
+pub struct Evaluated {
+    matches: Vec<Match>,
+    /// The whole document, when the item brought none and a match feeds a correlation or the
+    /// caller asked for it (table output shows fields of the event).
+    doc: Option<Value>,
+    id: Option<String>,
+    time: String,
+}
+
+/// The stateless stage of detection, safe to run on any thread: every rule over one item.
+/// `keep_doc`: keep the parsed document for the caller whenever a rule matched.
+pub fn evaluate(set: &RuleSet, item: &Item, keep_doc: bool) -> Evaluated {
+    let mut matches = Vec::new();
+    let mut done = Evaluated {
+        matches: Vec::new(),
+        doc: None,
+        id: None,
+        time: String::new(),
+    };
+    let ev = match (item.raw, item.doc) {
+        (Some(raw), Some(doc)) => Event::with_raw(item.dataset, doc, raw),
+        (Some(raw), None) => Event::from_raw(item.dataset, raw),
+        (None, Some(doc)) => Event::new(item.dataset, doc),
+        (None, None) => return done,
+    };
+    set.matches(&ev, true, &mut matches);
+    if matches.is_empty() {
+        return done;
+    }
+    let feeds = matches.iter().any(|m| set.feeds_correlation(m.rule));
+    if let Some(doc) = item.doc {
+        done.id = event_id(item.dataset, doc);
+        done.time = event_time(doc);
+    } else if let Some(doc) = ev.into_doc() {
+        done.id = event_id(item.dataset, &doc);
+        done.time = event_time(&doc);
+        if keep_doc || feeds {
+            done.doc = Some(doc);
+        }
+    }
+    done.matches = matches;
+    done
+}
+
 pub struct Detector<'r> {
     set: &'r RuleSet,
     state: CorrelationState,
-    matches: Vec<Match>,
     corr: Vec<CorrelationAlert>,
     seen: Seen,
     per_stage: Vec<bool>,
@@ -178,7 +223,6 @@ impl<'r> Detector<'r> {
         Detector {
             set: &rules.set,
             state: CorrelationState::new(),
-            matches: Vec::new(),
             corr: Vec::new(),
             seen: Seen {
                 set: HashSet::new(),
@@ -241,28 +285,42 @@ impl<'r> Detector<'r> {
         item: Item,
         emit: &mut impl FnMut(Alert, Option<&Value>) -> Result<()>,
     ) -> Result<()> {
-        let ev = match (item.raw, item.doc) {
-            (Some(raw), Some(doc)) => Event::with_raw(item.dataset, doc, raw),
-            (Some(raw), None) => Event::from_raw(item.dataset, raw),
-            (None, Some(doc)) => Event::new(item.dataset, doc),
-            (None, None) => return Ok(()),
+        let done = evaluate(self.set, &item, true);
+        self.apply(&item, done, emit)
+    }
+
+    /// The ordered stage: feeds correlations with what [`evaluate`] found in `item` and emits
+    /// the alerts. Items must come in input order (the order [`Detector::process`] sees them).
+    pub fn apply(
+        &mut self,
+        item: &Item,
+        done: Evaluated,
+        emit: &mut impl FnMut(Alert, Option<&Value>) -> Result<()>,
+    ) -> Result<()> {
+        let Evaluated {
+            matches,
+            doc: own_doc,
+            id,
+            time,
+        } = done;
+        let doc = item.doc.or(own_doc.as_ref());
+        // Correlations need the document only for matches (and then it was kept).
+        let ev = match doc {
+            Some(doc) => Event::new(item.dataset, doc),
+            None => Event::from_raw(item.dataset, ""),
         };
         let ev = match item.time_ms {
             Some(t) => ev.at(t),
             None => ev,
         };
         let ev = ev.with_ref(self.reference(item.dataset, item.file, item.line));
-        self.matches.clear();
         self.corr.clear();
         self.set
-            .process(&ev, &mut self.state, &mut self.matches, &mut self.corr);
-        if self.matches.is_empty() && self.corr.is_empty() {
-            return Ok(());
-        }
-        let doc = ev.doc();
-        let id = doc.and_then(|d| event_id(item.dataset, d));
-        let time = doc.map(event_time).unwrap_or_default();
-        for m in &self.matches {
+            .correlate(&ev, &matches, &mut self.state, &mut self.corr);
+        for m in matches {
+            if !self.set.rules()[m.rule].alerts {
+                continue;
+            }
             if let Some(id) = &id {
                 if !self.per_stage[m.rule] && !self.seen.first_time((m.rule, id.clone())) {
                     continue;
@@ -280,7 +338,7 @@ impl<'r> Detector<'r> {
                     time: time.clone(),
                     group: Map::new(),
                     events: vec![evidence],
-                    matched: m.matched.iter().cloned().collect(),
+                    matched: m.matched.into_iter().collect(),
                 },
                 doc,
             )?;

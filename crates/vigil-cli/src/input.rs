@@ -45,13 +45,37 @@ pub struct Item<'a> {
     pub time_ms: Option<i64>,
 }
 
-/// An event read from one input, owned so that inputs can be merged.
-struct Owned {
-    dataset: String,
-    line: usize,
-    raw: Option<String>,
-    doc: Option<Value>,
-    time_ms: Option<i64>,
+/// An event read from one input, owned so that inputs can be merged (and events handed to
+/// other threads).
+pub struct Owned {
+    pub dataset: String,
+    pub line: usize,
+    pub raw: Option<String>,
+    pub doc: Option<Value>,
+    pub time_ms: Option<i64>,
+}
+
+impl Owned {
+    /// The event as [`read_inputs`] hands it out; `file` is the path of its input.
+    pub fn item<'a>(&'a self, file: &'a str) -> Item<'a> {
+        Item {
+            dataset: &self.dataset,
+            file,
+            line: self.line,
+            raw: self.raw.as_deref(),
+            doc: self.doc.as_ref(),
+            time_ms: self.time_ms,
+        }
+    }
+}
+
+/// The path each input is known by (an event's [`Item::file`]), by input index.
+pub fn input_names(inputs: &[String]) -> Vec<String> {
+    if inputs.is_empty() {
+        vec!["-".to_string()]
+    } else {
+        inputs.to_vec()
+    }
 }
 
 enum Next {
@@ -234,17 +258,6 @@ fn reject(stats: &mut InputStats, message: &str) {
     }
 }
 
-fn deliver(ev: &Owned, file: &str, each: &mut impl FnMut(Item) -> Result<()>) -> Result<()> {
-    each(Item {
-        dataset: &ev.dataset,
-        file,
-        line: ev.line,
-        raw: ev.raw.as_deref(),
-        doc: ev.doc.as_ref(),
-        time_ms: ev.time_ms,
-    })
-}
-
 /// Feeds every event of `inputs` to `each`. One input is read in file order; several are merged
 /// by event time (an event without a time keeps its place after its file's previous event).
 pub fn read_inputs(
@@ -252,12 +265,18 @@ pub fn read_inputs(
     opts: &InputOptions,
     mut each: impl FnMut(Item) -> Result<()>,
 ) -> Result<InputStats> {
-    let stdin = ["-".to_string()];
-    let inputs = if inputs.is_empty() {
-        &stdin[..]
-    } else {
-        inputs
-    };
+    let names = input_names(inputs);
+    read_inputs_owned(inputs, opts, |i, ev| each(ev.item(&names[i])))
+}
+
+/// Like [`read_inputs`], handing out each event owned, with the index of its input in
+/// [`input_names`].
+pub fn read_inputs_owned(
+    inputs: &[String],
+    opts: &InputOptions,
+    mut each: impl FnMut(usize, Owned) -> Result<()>,
+) -> Result<InputStats> {
+    let inputs = &input_names(inputs)[..];
     let mut files = inputs
         .iter()
         .map(|p| FileEvents::open(p, opts))
@@ -273,7 +292,7 @@ pub fn read_inputs(
                       stats: &mut InputStats,
                       heads: &mut BinaryHeap<Reverse<(i64, usize)>>,
                       held: &mut Vec<Option<Owned>>,
-                      each: &mut dyn FnMut(Item) -> Result<()>|
+                      each: &mut dyn FnMut(usize, Owned) -> Result<()>|
      -> Result<()> {
         loop {
             match files[i].next(merge, stats.events)? {
@@ -285,8 +304,7 @@ pub fn read_inputs(
                 Some(Next::Event(ev)) => {
                     stats.events += 1;
                     if !merge {
-                        let mut each = |item: Item| each(item);
-                        deliver(&ev, &files[i].path, &mut each)?;
+                        each(i, ev)?;
                         continue;
                     }
                     let t = ev.time_ms.unwrap_or(last_time[i]).max(last_time[i]);
@@ -303,7 +321,7 @@ pub fn read_inputs(
     }
     while let Some(Reverse((_, i))) = heads.pop() {
         if let Some(ev) = held[i].take() {
-            deliver(&ev, &files[i].path, &mut each)?;
+            each(i, ev)?;
         }
         refill(i, &mut files, &mut stats, &mut heads, &mut held, &mut each)?;
     }

@@ -290,11 +290,14 @@ impl RuleSet {
     /// rule that matched and reports on its own ([`crate::RuleInfo::alerts`]). Stateless: rules
     /// that only feed correlations are not evaluated here (see [`RuleSet::process`]).
     pub fn evaluate(&self, ev: &Event, out: &mut Vec<Match>) {
-        self.run(ev, None, out, &mut Vec::new());
+        self.run(ev, false, out);
     }
 
     /// Like [`RuleSet::evaluate`], and also feeds correlations: matches of the rules they
     /// reference update `state`, and correlations whose condition is met append alerts.
+    ///
+    /// The same as [`RuleSet::matches`] (with correlations) followed by
+    /// [`RuleSet::correlate`], keeping the matches of the rules that alert on their own.
     pub fn process(
         &self,
         ev: &Event,
@@ -302,17 +305,83 @@ impl RuleSet {
         out: &mut Vec<Match>,
         alerts: &mut Vec<CorrelationAlert>,
     ) {
-        self.run(ev, Some(state), out, alerts);
+        let start = out.len();
+        self.run(ev, !self.correlations.is_empty(), out);
+        self.correlate(ev, &out[start..], state, alerts);
+        let mut i = 0;
+        // Matches of rules that only feed correlations are not reported.
+        out.retain(|m| {
+            i += 1;
+            i <= start || self.rules[m.rule].alerts
+        });
+    }
+
+    /// The stateless half of [`RuleSet::process`], safe to run on many events in parallel:
+    /// appends a [`Match`] for every rule that matched, in evaluation order, including (with
+    /// `correlations`) the rules that only feed correlations ([`crate::RuleInfo::alerts`] false).
+    /// Feed the result, in event order, to [`RuleSet::correlate`].
+    pub fn matches(&self, ev: &Event, correlations: bool, out: &mut Vec<Match>) {
+        self.run(ev, correlations && !self.correlations.is_empty(), out);
+    }
+
+    /// Whether matches of detection rule `rule` feed a correlation (then
+    /// [`RuleSet::correlate`] reads the event's document).
+    pub fn feeds_correlation(&self, rule: usize) -> bool {
+        self.datasets.iter().any(|ds| {
+            ds.rules
+                .binary_search_by_key(&rule, |cr| cr.rule)
+                .is_ok_and(|pos| !ds.rules[pos].feeds.is_empty())
+        })
+    }
+
+    /// The stateful half of [`RuleSet::process`]: `matches` (from [`RuleSet::matches`] on the
+    /// same event) update the correlations they feed, then buffered matches are released up to
+    /// the event's time. Events must come in the order [`RuleSet::process`] would see them.
+    /// `ev` needs its document only when some match feeds a correlation.
+    pub fn correlate(
+        &self,
+        ev: &Event,
+        matches: &[Match],
+        state: &mut CorrelationState,
+        alerts: &mut Vec<CorrelationAlert>,
+    ) {
+        if self.correlations.is_empty() {
+            return;
+        }
+        if let Some(di) = self.dataset_index(ev.dataset()) {
+            let ds = &self.datasets[di];
+            for m in matches {
+                // Rules are compiled in rule order: a binary search finds the match's rule.
+                let Ok(pos) = ds.rules.binary_search_by_key(&m.rule, |cr| cr.rule) else {
+                    continue;
+                };
+                let cr = &ds.rules[pos];
+                if cr.feeds.is_empty() {
+                    continue;
+                }
+                // Correlations read fields of their own: from the whole document.
+                let Some(doc) = ev.doc() else {
+                    continue;
+                };
+                for &c in &cr.feeds {
+                    self.correlations[c].update(
+                        state,
+                        &self.limits,
+                        di,
+                        ds,
+                        ev,
+                        doc,
+                        cr.rule,
+                        &m.matched,
+                        alerts,
+                    );
+                }
+            }
+        }
         self.advance_correlations(ev, state, alerts);
     }
 
-    fn run(
-        &self,
-        ev: &Event,
-        mut state: Option<&mut CorrelationState>,
-        out: &mut Vec<Match>,
-        alerts: &mut Vec<CorrelationAlert>,
-    ) {
+    fn run(&self, ev: &Event, correlations: bool, out: &mut Vec<Match>) {
         let Some(di) = self.dataset_index(ev.dataset()) else {
             return;
         };
@@ -330,7 +399,7 @@ impl RuleSet {
         let mut selected = None;
         for (pos, cr) in ds.rules.iter().enumerate() {
             let info = &self.rules[cr.rule];
-            let wanted = info.alerts || (state.is_some() && !cr.feeds.is_empty());
+            let wanted = info.alerts || (correlations && !cr.feeds.is_empty());
             if !wanted {
                 continue;
             }
@@ -368,31 +437,10 @@ impl RuleSet {
             if !cr.eval(cx) {
                 continue;
             }
-            let matched = cr.matched(cx);
-            if let (Some(st), false) = (state.as_deref_mut(), cr.feeds.is_empty()) {
-                // Correlations read fields of their own: from the whole document.
-                if let Some(doc) = ev.doc() {
-                    for &c in &cr.feeds {
-                        self.correlations[c].update(
-                            st,
-                            &self.limits,
-                            di,
-                            ds,
-                            ev,
-                            doc,
-                            cr.rule,
-                            &matched,
-                            alerts,
-                        );
-                    }
-                }
-            }
-            if info.alerts {
-                out.push(Match {
-                    rule: cr.rule,
-                    matched,
-                });
-            }
+            out.push(Match {
+                rule: cr.rule,
+                matched: cr.matched(cx),
+            });
         }
     }
 }

@@ -105,6 +105,21 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// The document, owned (parsed now if it was not yet; cloned when borrowed), e.g. to hand
+    /// an event evaluated on a worker thread to the thread that feeds correlations.
+    pub fn into_doc(self) -> Option<Value> {
+        match self.doc {
+            Doc::Borrowed(v) => Some(v.clone()),
+            Doc::Lazy(cell) => match cell.into_inner() {
+                Some(parsed) => parsed,
+                None => self
+                    .raw
+                    .and_then(|r| serde_json::from_str::<Value>(r).ok())
+                    .filter(Value::is_object),
+            },
+        }
+    }
+
     /// Whether the document has been parsed (for tests and benchmarks of the prefilter).
     pub fn is_parsed(&self) -> bool {
         match &self.doc {

@@ -166,8 +166,15 @@ fn explain_cond(r: &CompiledRule, c: &Cond, cx: &Cx) -> CondExplanation {
         },
         Cond::Not(e) => {
             let inner = explain_cond(r, e, cx);
+            // `not` binds tighter than `and`/`or`: without parentheses `not (a and b)` would
+            // read as `(not a) and b`.
+            let text = if matches!(**e, Cond::And(_) | Cond::Or(_)) {
+                format!("not ({})", inner.text)
+            } else {
+                format!("not {}", inner.text)
+            };
             CondExplanation {
-                text: format!("not {}", inner.text),
+                text,
                 result,
                 children: vec![inner],
             }

@@ -465,6 +465,23 @@ fn explanations() {
 }
 
 #[test]
+fn explained_negations_keep_their_parentheses() {
+    let s = k8s("  a:\n    verb: create\n  b:\n    objectRef.resource: pods\n  c:\n    verb: get\n  condition: c or not (a and b)\n");
+    let ev = json!({"verb": "create", "objectRef": {"resource": "pods"}});
+    let e = s.explain(0, &Event::new("k8s.audit", &ev)).unwrap();
+    assert!(!e.matched);
+    assert_eq!(e.condition.text, "c or not (a and b)");
+    assert_eq!(e.condition.children[1].text, "not (a and b)");
+    assert_eq!(e.condition.children[1].children[0].text, "a and b");
+    let text = e.to_string();
+    assert!(text.contains("[false] not (a and b)"), "{text}");
+    let s =
+        k8s("  a:\n    verb: create\n  b:\n    verb: get\n  condition: not (a or b) and not a\n");
+    let e = s.explain(0, &Event::new("k8s.audit", &ev)).unwrap();
+    assert_eq!(e.condition.text, "not (a or b) and not a");
+}
+
+#[test]
 fn matched_fields_are_reported() {
     let s = k8s("  sel:\n    verb: create\n    objectRef.resource: pods\n  other:\n    verb: nope\n  condition: sel or other\n");
     let ev = json!({"verb": "create", "objectRef": {"resource": "pods"}});

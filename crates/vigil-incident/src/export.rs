@@ -340,15 +340,19 @@ pub fn verify(archive: &[u8], key: Option<&VerifyingKey>) -> Verification {
             }
         }
     }
-    // The history's own chain.
+    // The history: each line's own hash; lines of other incidents in between are not in the
+    // export, so `prev` is checked where the sequence numbers are consecutive.
     if let Some(b) = files.get("notes.jsonl") {
-        let mut prev: Option<String> = None;
+        let mut last: Option<(u64, String)> = None;
         for (i, line) in String::from_utf8_lossy(b).lines().enumerate() {
             let ok = serde_json::from_str::<HistoryEntry>(line).is_ok_and(|e| {
-                let chained = prev.as_deref().is_none_or(|p| p == e.prev)
-                    && (prev.is_some() || e.prev == GENESIS || !e.prev.is_empty());
-                prev = Some(e.hash.clone());
-                chained && entry_hash(&e) == e.hash
+                let chained = match &last {
+                    None => e.seq > 1 || e.prev == GENESIS,
+                    Some((seq, hash)) => e.seq > *seq && (e.seq != seq + 1 || e.prev == *hash),
+                };
+                let good = chained && entry_hash(&e) == e.hash && e.incident == manifest.incident;
+                last = Some((e.seq, e.hash));
+                good
             });
             if !ok {
                 v.problems.push(format!(

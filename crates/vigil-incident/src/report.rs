@@ -8,6 +8,8 @@
 //! scripts, no external resources).
 
 pub mod gaps;
+#[cfg(test)]
+mod tests;
 
 use std::fmt::Write as _;
 

@@ -34,6 +34,9 @@ use crate::detection::{load_rules, RuleOptions};
 use crate::output::Format;
 
 #[derive(Args)]
+#[command(
+    after_help = "The attack: SSH brute force against a bastion, a login from the same address, kubectl from the bastion with a stolen service-account token, secrets enumerated, a privileged pod, exec into pods, a ClusterRoleBinding to cluster-admin (examples/scenario, built in; fixed dates, 2026-11-20).\nExit status: 0, or 1 when an attack step raised no alert."
+)]
 pub struct DemoArgs {
     /// Keep the data directory here (it must not exist yet, or be empty) for further
     /// `vigil search`, `timeline`, `alerts` and `incident` commands.

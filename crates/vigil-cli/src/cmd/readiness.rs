@@ -29,6 +29,9 @@ use vigil_store::Reader;
 use crate::output::{finish, stdout, Table};
 
 #[derive(Args)]
+#[command(
+    after_help = "Each finding has an id, a severity (error, warning, info), what is wrong and how to fix it.\nExit status: 0 ready (no error-level finding), 1 not ready (at least one error), 2 unreadable arguments."
+)]
 pub struct ReadinessArgs {
     /// The audit policy kube-apiserver runs with (--audit-policy-file).
     #[arg(long, value_name = "FILE")]

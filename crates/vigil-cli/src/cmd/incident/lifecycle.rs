@@ -7,6 +7,7 @@
 //! `incident open` prints the new id as its only line on stdout (scripts use it); what it found
 //! goes to stderr.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -79,12 +80,8 @@ fn entities_text(entities: &[vigil_incident::Entity]) -> String {
     s.join(", ")
 }
 
-fn plural(n: usize, one: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {one}s")
-    }
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 pub fn alerts(args: AlertsArgs) -> Result<ExitCode> {
@@ -166,10 +163,10 @@ pub fn open(args: OpenArgs) -> Result<ExitCode> {
         eprintln!(
             "vigil: {} opened: {title:?}; {}, {} related, {}, {} in the timeline",
             opened.id,
-            plural(alerts.len(), "alert"),
+            count(alerts.len(), "alert", "alerts"),
             related.len(),
-            plural(entities.len(), "entity").replace("entitys", "entities"),
-            plural(timeline.len(), "entry").replace("entrys", "entries")
+            count(entities.len(), "entity", "entities"),
+            count(timeline.len(), "entry", "entries")
         );
     }
     if opened.capped {
@@ -254,32 +251,28 @@ pub struct ShowArgs {
     pub format: ShowFormat,
 }
 
-/// The timeline's records; `None` for one the store no longer serves (retention removed it).
-fn timeline_events(
-    dir: &std::path::Path,
-    inc: &Incident,
-) -> Result<Vec<(u64, Option<StoredEvent>)>> {
-    if inc.timeline.is_empty() {
-        return Ok(Vec::new());
-    }
-    let reader = Reader::open(dir)?;
-    inc.timeline
-        .iter()
-        .map(|loc| Ok((*loc, reader.get(*loc)?)))
-        .collect()
-}
+type Loaded = (
+    Vec<(u64, Option<StoredEvent>)>,
+    HashMap<String, alerts::StoredAlert>,
+);
 
-/// The incident's alerts as stored, by id (all are in its window).
-fn incident_alerts(
-    dir: &std::path::Path,
-    inc: &Incident,
-) -> Result<std::collections::HashMap<String, alerts::StoredAlert>> {
-    if inc.alerts.is_empty() && inc.related.is_empty() {
+/// The timeline's records (`None` for one the store no longer serves: retention removed it)
+/// and the incident's alerts by id (all are in its window). A title-only incident needs no store.
+fn load(dir: &std::path::Path, inc: &Incident) -> Result<Loaded> {
+    if inc.timeline.is_empty() && inc.alerts.is_empty() {
         return Ok(Default::default());
     }
     let reader = Reader::open(dir)?;
+    let events = inc
+        .timeline
+        .iter()
+        .map(|loc| Ok((*loc, reader.get(*loc)?)))
+        .collect::<Result<_>>()?;
     let stored = alerts::stored(&reader, Some(inc.since), Some(inc.until.saturating_add(1)))?;
-    Ok(stored.into_iter().map(|a| (a.id.clone(), a)).collect())
+    Ok((
+        events,
+        stored.into_iter().map(|a| (a.id.clone(), a)).collect(),
+    ))
 }
 
 /// `3600` → `1h`, `90` → `90s`.
@@ -317,7 +310,10 @@ fn entry_summary(ev: &StoredEvent) -> String {
 fn action_text(a: &Action) -> String {
     match a {
         Action::Opened { title, alerts, .. } => {
-            format!("opened {title:?} from {}", plural(alerts.len(), "alert"))
+            format!(
+                "opened {title:?} from {}",
+                count(alerts.len(), "alert", "alerts")
+            )
         }
         Action::Note { text } => format!("note: {text}"),
         Action::Phase { from, to, note } => match note {
@@ -334,7 +330,7 @@ fn action_text(a: &Action) -> String {
 pub fn show(args: ShowArgs) -> Result<ExitCode> {
     let dir = args.dir.path();
     let inc = Book::open(&dir)?.get(&args.id)?;
-    let events = timeline_events(&dir, &inc)?;
+    let (events, known) = load(&dir, &inc)?;
     let mut out = stdout();
     if args.format == ShowFormat::Json {
         let mut v = serde_json::to_value(&inc)?;
@@ -355,86 +351,70 @@ pub fn show(args: ShowArgs) -> Result<ExitCode> {
         finish(out.flush())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let w = &mut out;
-    let mut text = String::new();
-    text.push_str(&format!("{}  {}\n", inc.id, inc.title));
-    text.push_str(&format!(
-        "phase: {} (since {})   opened {} by {}\n",
+    let mut head = format!(
+        "{}  {}\nphase: {} (since {})   opened {} by {}\n",
+        inc.id,
+        inc.title,
         inc.phase.title(),
         inc.phases.last().map(|p| p.1.as_str()).unwrap_or(""),
         inc.opened_at,
         inc.opened_by
-    ));
+    );
     if !inc.alerts.is_empty() {
-        text.push_str(&format!(
+        head.push_str(&format!(
             "window: {} to {} ({} around the alerts)\n",
             micros_rfc3339(inc.since),
             micros_rfc3339(inc.until),
             span_text(inc.window_secs)
         ));
     }
-    finish(w.write_all(text.as_bytes()))?;
-    let section = |w: &mut dyn Write, title: &str, t: &Table| -> std::io::Result<()> {
-        writeln!(w, "\n{title}")?;
-        let mut w = w;
-        t.write(&mut w)
-    };
-    let mut t = Table::new(["KIND", "VALUE"]);
+    let mut entities = Table::new(["KIND", "VALUE"]);
     for e in &inc.entities {
-        t.row([e.kind.as_str().to_string(), e.value.clone()]);
+        entities.row([e.kind.as_str().to_string(), e.value.clone()]);
     }
-    finish(section(w, "ENTITIES", &t))?;
-    let mut t = Table::new(["TIME", "ID", "LEVEL", "RULE", "ROLE"]);
-    let known = incident_alerts(&dir, &inc)?;
-    let roles = inc
-        .alerts
-        .iter()
-        .map(|a| (a, "opened from"))
-        .chain(inc.related.iter().map(|a| (a, "related")));
-    for (id, role) in roles {
-        let (time, level, rule) = known.get(id.as_str()).map_or_else(Default::default, |a| {
-            (micros_rfc3339(a.time), a.level.clone(), a.title.clone())
-        });
-        let rule = if time.is_empty() {
-            "(no longer in the store)".into()
-        } else {
-            rule
-        };
-        t.row([time, id.clone(), level, rule, role.to_string()]);
+    let mut alert_rows = Table::new(["TIME", "ID", "LEVEL", "RULE", "ROLE"]);
+    let roles = inc.alerts.iter().map(|a| (a, "opened from"));
+    for (id, role) in roles.chain(inc.related.iter().map(|a| (a, "related"))) {
+        let (time, level, rule) = known.get(id.as_str()).map_or_else(
+            || {
+                (
+                    String::new(),
+                    String::new(),
+                    "(no longer in the store)".into(),
+                )
+            },
+            |a| (micros_rfc3339(a.time), a.level.clone(), a.title.clone()),
+        );
+        alert_rows.row([time, id.clone(), level, rule, role.to_string()]);
     }
-    finish(section(w, "ALERTS", &t))?;
-    let mut t = Table::new(EVENT_HEADER);
+    let mut timeline = Table::new(EVENT_HEADER);
     for (loc, ev) in &events {
         match ev {
-            Some(ev) => t.row(event_row(ev)),
-            None => t.row([format!("(record {loc} is no longer in the store)")]),
+            Some(ev) => timeline.row(event_row(ev)),
+            None => timeline.row([format!("(record {loc} is no longer in the store)")]),
         }
     }
-    finish(section(
-        w,
-        &format!("TIMELINE ({} entries)", events.len()),
-        &t,
-    ))?;
-    let mut t = Table::new(["TIME", "ACTOR", "PHASE", "NOTE"]);
+    let mut notes = Table::new(["TIME", "ACTOR", "PHASE", "NOTE"]);
     for n in &inc.notes {
-        t.row([
-            n.time.clone(),
-            n.actor.clone(),
-            n.phase.as_str().to_string(),
-            n.text.clone(),
-        ]);
+        let phase = n.phase.as_str().to_string();
+        notes.row([n.time.clone(), n.actor.clone(), phase, n.text.clone()]);
     }
-    finish(section(w, "NOTES", &t))?;
-    let mut t = Table::new(["SEQ", "TIME", "ACTOR", "ACTION"]);
+    let mut history = Table::new(["SEQ", "TIME", "ACTOR", "ACTION"]);
     for h in &inc.history {
-        t.row([
-            h.seq.to_string(),
-            h.time.clone(),
-            h.actor.clone(),
-            action_text(&h.action),
-        ]);
+        let (seq, what) = (h.seq.to_string(), action_text(&h.action));
+        history.row([seq, h.time.clone(), h.actor.clone(), what]);
     }
-    finish(section(w, "HISTORY", &t))?;
+    finish(out.write_all(head.as_bytes()))?;
+    let sections = [
+        ("ENTITIES".to_string(), entities),
+        ("ALERTS".to_string(), alert_rows),
+        (format!("TIMELINE ({} entries)", events.len()), timeline),
+        ("NOTES".to_string(), notes),
+        ("HISTORY".to_string(), history),
+    ];
+    for (title, t) in &sections {
+        finish(writeln!(out, "\n{title}").and_then(|_| t.write(&mut out)))?;
+    }
     finish(out.flush())?;
     Ok(ExitCode::SUCCESS)
 }

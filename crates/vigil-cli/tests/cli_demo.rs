@@ -162,3 +162,16 @@ fn keep_leaves_a_store_the_other_commands_read() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("not empty"));
 }
+
+#[test]
+fn a_store_that_refuses_writes_fails_the_demo_instead_of_hiding_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["demo"])
+        .env("VIGIL_TEST_DISK_BYTES", "3000")
+        .output()
+        .expect("run vigil");
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("the store refused writes"), "{err}");
+    assert!(!text(&out.stdout).contains("== 2. Alerts"));
+}

@@ -174,6 +174,12 @@ pub fn replay_files(cfg: Config, loader: Option<RulesLoader>) -> Result<Replayed
     if !synced {
         return Err("the writer stopped before the replay was stored".into());
     }
+    if !shared.store_ok.load(Ordering::SeqCst) {
+        return Err(format!(
+            "{}: the store refused writes (disk full or failed): the replay is incomplete; run it again to resume",
+            dir.display()
+        ));
+    }
 
     let m = &shared.metrics;
     let get = |name: &str, src: &str| m.get(name, &[("source", src)]) as u64;

@@ -4,8 +4,10 @@
 //!
 //! ```text
 //! DIR/incidents/log.jsonl     every action on every incident, one JSON line each, hash-chained
-//! DIR/incidents/alerts.jsonl  alert status changes (acknowledged, in an incident, closed)
 //! ```
+//!
+//! An alert's status (`new`, `incident`, `closed`) is not stored: it is derived from this
+//! history every time (`alerts`), so it can never disagree with it.
 //!
 //! The state of an incident is the fold of its actions (`model::Incident::replay`); nothing is
 //! ever rewritten, so the history is the audit trail of the response itself.

@@ -10,6 +10,7 @@
 //! notes.jsonl        the incident's history (notes, phases; hash-chained as in the data dir)
 //! incident.json      the incident's state
 //! runbook.md         the runbook
+//! report.md          the report (Markdown)
 //! checkpoints.jsonl  the latest signed checkpoint of every partition an exported event is in
 //! signing.pub        the store's Ed25519 public key (hex)
 //! manifest.json      SHA-256 and size of every file above, and which records are exported
@@ -45,6 +46,8 @@ use crate::scope::Ev;
 
 pub const FORMAT: &str = "vigil-evidence-v1";
 const SIG_DOMAIN: &[u8] = b"vigil-evidence-manifest-v1\n";
+/// The most an archive may unpack to (a gzip bomb is refused, not unpacked).
+const MAX_TAR: u64 = 4 << 30;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileEntry {
@@ -67,6 +70,8 @@ pub struct ExportInput<'a> {
     /// The timeline's events and alerts (alerts are split out by `Ev::alert`).
     pub events: &'a [Ev],
     pub runbook: &'a str,
+    /// The report (Markdown), when given.
+    pub report: Option<&'a str>,
     pub checkpoints: Vec<Checkpoint>,
     pub key: &'a SigningKey,
     /// RFC 3339.
@@ -129,9 +134,14 @@ pub fn files(input: &ExportInput) -> Result<Vec<(String, Vec<u8>)>, IncidentErro
             serde_json::to_vec_pretty(&state).expect("values serialize"),
         ),
         ("runbook.md".into(), input.runbook.as_bytes().to_vec()),
+    ];
+    if let Some(r) = input.report {
+        out.push(("report.md".into(), r.as_bytes().to_vec()));
+    }
+    out.extend([
         ("checkpoints.jsonl".into(), jsonl(&ckpts)),
         ("signing.pub".into(), public.into_bytes()),
-    ];
+    ]);
     let manifest = Manifest {
         format: FORMAT.into(),
         incident: inc.id.clone(),
@@ -208,8 +218,16 @@ pub struct Verification {
 pub fn verify(archive: &[u8], key: Option<&VerifyingKey>) -> Verification {
     let mut v = Verification::default();
     let mut tar_bytes = Vec::new();
-    if let Err(e) = flate2::read::GzDecoder::new(archive).read_to_end(&mut tar_bytes) {
+    let gz = flate2::read::GzDecoder::new(archive);
+    if let Err(e) = gz.take(MAX_TAR + 1).read_to_end(&mut tar_bytes) {
         v.problems.push(format!("not a gzip archive: {e}"));
+        return v;
+    }
+    if tar_bytes.len() as u64 > MAX_TAR {
+        v.problems.push(format!(
+            "the archive unpacks to more than {} GiB: not an evidence export",
+            MAX_TAR >> 30
+        ));
         return v;
     }
     let entries = match tar::read(&tar_bytes) {
@@ -322,9 +340,12 @@ pub fn verify(archive: &[u8], key: Option<&VerifyingKey>) -> Verification {
             }
         }
     }
-    if let Some(b) = files.get("events.jsonl") {
+    for name in ["events.jsonl", "alerts.jsonl"] {
+        let Some(b) = files.get(name) else { continue };
         for (i, line) in String::from_utf8_lossy(b).lines().enumerate() {
-            v.events += 1;
+            if name == "events.jsonl" {
+                v.events += 1;
+            }
             let e: Value = serde_json::from_str(line).unwrap_or(Value::Null);
             let part = e.pointer("/store/partition").and_then(Value::as_str);
             let rec = e.pointer("/store/record").and_then(Value::as_u64);
@@ -334,7 +355,7 @@ pub fn verify(archive: &[u8], key: Option<&VerifyingKey>) -> Verification {
             };
             if !ok {
                 v.problems.push(format!(
-                    "events.jsonl line {}: not covered by a signed checkpoint",
+                    "{name} line {}: not covered by a signed checkpoint",
                     i + 1
                 ));
             }

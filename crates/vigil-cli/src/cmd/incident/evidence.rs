@@ -255,6 +255,14 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
     let (l, reader) = load(&args.dir, &args.id)?;
     let s = scope_of(&l, &reader)?;
     let rb = runbook_of(&l, &s);
+    let report = vigil_incident::report::markdown(&vigil_incident::report::build(
+        &vigil_incident::report::ReportInput {
+            incident: &l.incident,
+            events: &l.timeline,
+            scope: &s,
+            policy: None,
+        },
+    ));
     if !l.dir.join(vigil_store::chain::SECRET_FILE).exists() {
         bail!(
             "{}: no signing key in the data directory: the export cannot be signed",
@@ -269,6 +277,7 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
         incident: &l.incident,
         events: &l.timeline,
         runbook: &rb,
+        report: Some(&report),
         checkpoints,
         key: &key,
         created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -79,6 +79,39 @@ fn tags(a: &Ev) -> String {
         .unwrap_or_default()
 }
 
+/// The ATT&CK tactics of the alerts in the order they first appeared, each with its first
+/// alert: the attack's path through the kill chain.
+fn attack_path(alerts: &[&Ev]) -> Option<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut steps = Vec::new();
+    for a in alerts {
+        let tags = a.raw.pointer("/rule/tags").and_then(Value::as_array);
+        for t in tags.into_iter().flatten().filter_map(Value::as_str) {
+            let Some(tactic) = t.strip_prefix("attack.") else {
+                continue;
+            };
+            // Techniques are `t1234`, `t1234.001`; tactics are words.
+            let technique =
+                tactic.starts_with('t') && tactic[1..].starts_with(|c: char| c.is_ascii_digit());
+            if technique || seen.iter().any(|s| s == tactic) {
+                continue;
+            }
+            seen.push(tactic.to_string());
+            steps.push(format!(
+                "{tactic} ({}, {})",
+                a.time_rfc3339(),
+                a.str("rule.name").unwrap_or("")
+            ));
+        }
+    }
+    (!steps.is_empty()).then(|| {
+        format!(
+            "Attack path (ATT&CK tactics as first alerted): {}.",
+            steps.join(" → ")
+        )
+    })
+}
+
 /// The report as blocks.
 pub fn build(input: &ReportInput) -> Vec<Block> {
     let inc = input.incident;
@@ -215,6 +248,9 @@ pub fn build(input: &ReportInput) -> Vec<Block> {
             e.dataset
         )),
         None => rc.push("No event of the incident's entities is in the timeline.".into()),
+    }
+    if let Some(path) = attack_path(&alerts) {
+        rc.push(path);
     }
     let mut seen = std::collections::BTreeSet::new();
     for a in &alerts {

@@ -319,3 +319,68 @@ fn clock_skew_between_live_sources() {
     // Nothing is silent: both delivered just now.
     assert!(!fs.iter().any(|f| f["id"] == "source-silent"));
 }
+
+#[test]
+fn the_configurations_own_rules_are_checked_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/readiness/rules");
+    let cfg = tmp.path().join("vigil.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir: {}\nbuiltin_rules: false\nrules: [\"{}\"]\nsources:\n  - type: file\n    name: hosts\n    paths: [\"/var/log/auth.log\"]\n",
+            tmp.path().join("data").display(),
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let (code, _, fs) = findings(&["--policy", METADATA_ONLY, "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    let blind: Vec<&Value> = fs.iter().filter(|f| f["id"] == "blind-detection").collect();
+    // builtin_rules: false: only the team's rule, named with its file.
+    assert_eq!(blind.len(), 1, "{blind:#?}");
+    let what = blind[0]["what"].as_str().unwrap();
+    assert!(
+        what.contains("\"Deployment Scaled Past 50 Replicas\""),
+        "{what}"
+    );
+    assert!(what.contains("deployment_scaled_up.yml"), "{what}");
+    assert!(what.contains("requestObject.spec.replicas"), "{what}");
+    assert_eq!(blind[0]["severity"], "error");
+    assert!(blind[0]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("{level: Request, verbs: [create, update], resources: [{group: \"apps\", resources: [deployments]}]}"));
+    // With the bodies policy it sees what it needs.
+    let (_, _, fs) = findings(&["--policy", BODIES, "--config", cfg.to_str().unwrap()]);
+    assert!(!fs
+        .iter()
+        .any(|f| f["id"] == "blind-detection" && f["severity"] != "info"));
+}
+
+#[test]
+fn an_invalid_policy_is_an_error_naming_its_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("bad.yaml");
+    std::fs::write(
+        &p,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Bogus\n",
+    )
+    .unwrap();
+    let (code, _, fs) = findings(&["--policy", p.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    let f = fs
+        .iter()
+        .find(|f| f["id"] == "policy-invalid")
+        .expect("policy-invalid");
+    assert!(
+        f["what"]
+            .as_str()
+            .unwrap()
+            .contains("bad.yaml:4: rules[0].level: "),
+        "{f}"
+    );
+    assert!(fs
+        .iter()
+        .any(|f| f["id"] == "not-checked" && f["section"] == "detections"));
+}

@@ -142,6 +142,14 @@ fn lint_fix(code: &str) -> &'static str {
     }
 }
 
+fn field_message(field: &str, message: &str) -> String {
+    if field.is_empty() {
+        message.to_string()
+    } else {
+        format!("{field}: {message}")
+    }
+}
+
 fn policy_findings(path: &Path, out: &mut Vec<Finding>) -> Result<Option<Policy>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read policy file {}", path.display()))?;
@@ -152,7 +160,7 @@ fn policy_findings(path: &Path, out: &mut Vec<Finding>) -> Result<Option<Policy>
                 let mut f = Finding::new(
                     "policy-invalid",
                     Sev::Error,
-                    format!("{}:{}: {} {}", path.display(), d.line, d.field, d.message),
+                    format!("{}:{}: {}", path.display(), d.line, field_message(&d.field, &d.message)),
                     "kube-apiserver refuses to start with this policy: fix the line named (`vigil policy validate`)",
                 );
                 f.line = Some(d.line);
@@ -165,7 +173,12 @@ fn policy_findings(path: &Path, out: &mut Vec<Finding>) -> Result<Option<Policy>
         let mut f = Finding::new(
             "policy-field-dropped",
             Sev::Warning,
-            format!("{}:{}: {} {}", path.display(), w.line, w.field, w.message),
+            format!(
+                "{}:{}: {}",
+                path.display(),
+                w.line,
+                field_message(&w.field, &w.message)
+            ),
             "kube-apiserver silently ignores this: remove it or fix its spelling",
         );
         f.line = Some(w.line);
@@ -184,48 +197,56 @@ fn policy_findings(path: &Path, out: &mut Vec<Finding>) -> Result<Option<Policy>
     Ok(Some(loaded.policy))
 }
 
+/// The rules `vigil serve` would run: the built-in pack (unless `builtin_rules: false`) and the
+/// configuration's `rules:`, with its placeholders.
+fn rules_to_check(
+    cfg: Option<&vigil_server::config::Config>,
+    out: &mut Vec<Finding>,
+) -> Result<Vec<blind::RuleNeeds>> {
+    let Some(cfg) = cfg else {
+        return Ok(blind::builtin_needs());
+    };
+    let mut placeholders = vigil_detect::builtin::placeholders();
+    if let Some(p) = &cfg.placeholders {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read placeholders {}", p.display()))?;
+        placeholders.extend(
+            vigil_detect::builtin::parse_placeholders(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        );
+    }
+    let mut rules = if cfg.builtin_rules {
+        blind::builtin_needs()
+    } else {
+        Vec::new()
+    };
+    let mut files = Vec::new();
+    for path in &cfg.rules {
+        match crate::detection::rule_files(path) {
+            Ok(found) => {
+                for f in found {
+                    let text = std::fs::read_to_string(&f)
+                        .with_context(|| format!("cannot read rule file {}", f.display()))?;
+                    files.push((f.display().to_string(), text));
+                }
+            }
+            Err(e) => out.push(Finding::new(
+                "rules-unreadable",
+                Sev::Error,
+                format!("{e:#}"),
+                "fix `rules:` in the configuration (`vigil config check FILE`)",
+            )),
+        }
+    }
+    rules.extend(blind::needs_of_files(&files, &placeholders));
+    Ok(rules)
+}
+
 pub fn run(args: ReadinessArgs) -> Result<ExitCode> {
     let mut sections = Vec::new();
 
-    // The policy and what it leaves blind.
-    let mut policy_out = Vec::new();
-    let mut blind_out = Vec::new();
-    match &args.policy {
-        Some(p) => {
-            if let Some(policy) = policy_findings(p, &mut policy_out)? {
-                blind_out = blind::findings(&policy);
-                if blind_out.is_empty() {
-                    blind_out.push(Finding::new(
-                        "blind-detection",
-                        Sev::Info,
-                        "every built-in Kubernetes detection sees the requests and fields it reads",
-                        "nothing to do",
-                    ));
-                }
-            }
-        }
-        None => {
-            let f = Finding::new(
-                "not-checked",
-                Sev::Warning,
-                "no --policy: the audit policy and blind detections were not checked",
-                "pass the policy kube-apiserver runs with: --policy FILE (its --audit-policy-file)",
-            );
-            policy_out.push(f);
-        }
-    }
-    sections.push(Section {
-        name: "audit policy",
-        findings: policy_out,
-    });
-    sections.push(Section {
-        name: "detections",
-        findings: blind_out,
-    });
-
-    // Sources, clock skew and retention, from the configuration and its data directory.
+    // The configuration (its problems are reported under sources).
     let mut src_out = Vec::new();
-    let mut ret_out = Vec::new();
     let cfg = match &args.config {
         Some(path) => match vigil_server::config::load(path) {
             Ok(c) => {
@@ -254,6 +275,55 @@ pub fn run(args: ReadinessArgs) -> Result<ExitCode> {
         },
         None => None,
     };
+
+    // The policy and what it leaves blind: the built-in rules and the configuration's own.
+    let mut policy_out = Vec::new();
+    let mut blind_out = Vec::new();
+    match &args.policy {
+        Some(p) => {
+            let loaded = policy_findings(p, &mut policy_out)?;
+            if loaded.is_none() {
+                blind_out.push(Finding::new(
+                    "not-checked",
+                    Sev::Warning,
+                    "the policy is invalid: blind detections were not checked",
+                    "fix the policy (the policy-invalid findings above)",
+                ));
+            }
+            if let Some(policy) = loaded {
+                let rules = rules_to_check(cfg.as_ref(), &mut blind_out)?;
+                blind_out.extend(blind::findings(&policy, &rules));
+                if blind_out.is_empty() {
+                    blind_out.push(Finding::new(
+                        "blind-detection",
+                        Sev::Info,
+                        "every Kubernetes detection sees the requests and fields it reads",
+                        "nothing to do",
+                    ));
+                }
+            }
+        }
+        None => {
+            let f = Finding::new(
+                "not-checked",
+                Sev::Warning,
+                "no --policy: the audit policy and blind detections were not checked",
+                "pass the policy kube-apiserver runs with: --policy FILE (its --audit-policy-file)",
+            );
+            policy_out.push(f);
+        }
+    }
+    sections.push(Section {
+        name: "audit policy",
+        findings: policy_out,
+    });
+    sections.push(Section {
+        name: "detections",
+        findings: blind_out,
+    });
+
+    // Sources, clock skew and retention, from the configuration and its data directory.
+    let mut ret_out = Vec::new();
     let dir = args
         .data_dir
         .clone()

@@ -54,6 +54,8 @@ impl Probe {
 /// What a built-in rule needs from the audit log.
 #[derive(Debug, Clone)]
 pub struct RuleNeeds {
+    /// `builtin:<path>` or the rule file.
+    pub origin: String,
     pub id: String,
     pub title: String,
     pub level: String,
@@ -335,6 +337,7 @@ fn needs_of(doc: &Node, ph: &HashMap<String, Vec<String>>) -> Option<RuleNeeds> 
     let body = probes.values().flatten().cloned().fold(None, first_max);
     let body_field = body.map(|b| b.1);
     Some(RuleNeeds {
+        origin: String::new(),
         id: doc
             .get("id")
             .and_then(Node::as_str)
@@ -375,14 +378,27 @@ fn needs_of(doc: &Node, ph: &HashMap<String, Vec<String>>) -> Option<RuleNeeds> 
 
 /// The built-in Kubernetes audit rules and what each needs.
 pub fn builtin_needs() -> Vec<RuleNeeds> {
-    let ph = vigil_detect::builtin::placeholders();
+    let texts: Vec<(String, String)> = vigil_detect::builtin::rule_files()
+        .iter()
+        .map(|(path, text)| (format!("builtin:{path}"), text.to_string()))
+        .collect();
+    needs_of_files(&texts, &vigil_detect::builtin::placeholders())
+}
+
+/// What the Kubernetes audit rules of these files (origin, YAML text) need; `placeholders`
+/// resolve `|expand`.
+pub fn needs_of_files(
+    files: &[(String, String)],
+    placeholders: &HashMap<String, Vec<String>>,
+) -> Vec<RuleNeeds> {
     let mut out = Vec::new();
-    for (_, text) in vigil_detect::builtin::rule_files() {
+    for (origin, text) in files {
         let Ok(docs) = parse_documents(text) else {
             continue;
         };
         for d in docs {
-            if let Some(n) = needs_of(&d.root, &ph) {
+            if let Some(mut n) = needs_of(&d.root, placeholders) {
+                n.origin = origin.clone();
                 out.push(n);
             }
         }
@@ -615,15 +631,15 @@ fn list(items: &[String], max: usize) -> String {
 type Group<'a> = (Vec<String>, BTreeSet<&'a str>);
 
 /// One finding per built-in rule the policy leaves (partly) blind.
-pub fn findings(policy: &Policy) -> Vec<Finding> {
+pub fn findings(policy: &Policy, rules: &[RuleNeeds]) -> Vec<Finding> {
     let mut out = Vec::new();
-    for r in builtin_needs() {
-        let gs = gaps(policy, &r);
+    for r in rules {
+        let gs = gaps(policy, r);
         if gs.is_empty() {
             continue;
         }
         let blind_probes: BTreeSet<&Probe> = gs.iter().map(|g| &g.probe).collect();
-        let n_callers = callers(&r).len();
+        let n_callers = callers(r).len();
         let all = blind_probes.len() == r.probes.len();
         // Grouped by (why, which policy rule decided).
         let mut groups: BTreeMap<(String, Option<usize>), Group> = BTreeMap::new();
@@ -661,8 +677,13 @@ pub fn findings(policy: &Policy) -> Vec<Finding> {
             (Some(f), true) => format!("; it reads {f}, which needs level {}", level_name(need)),
             _ => String::new(),
         };
+        let yours = if r.origin.starts_with("builtin:") {
+            String::new()
+        } else {
+            format!(" ({})", r.origin)
+        };
         let what = format!(
-            "{} rule \"{}\" is {}: {}{reads}",
+            "{} rule \"{}\"{yours} is {}: {}{reads}",
             r.level,
             r.title,
             if all { "blind" } else { "partly blind" },
@@ -814,7 +835,7 @@ mod tests {
         let p = policy(
             "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [ResponseComplete]\nrules:\n- level: Request\n",
         );
-        let f = findings(&p);
+        let f = findings(&p, &builtin_needs());
         let priv_pod = f
             .iter()
             .find(|f| f.what.contains("\"Privileged Container Created\""))

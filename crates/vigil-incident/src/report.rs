@@ -175,6 +175,7 @@ pub fn build(input: &ReportInput) -> Vec<Block> {
             (s.exec_sessions.len(), "exec sessions"),
             (s.rbac_changes.len(), "RBAC changes"),
             (s.hosts_reached.len(), "hosts reached"),
+            (s.hosts_probed.len(), "hosts probed without success"),
             (s.denied, "refused or failed attempts"),
         ] {
             if n > 0 {

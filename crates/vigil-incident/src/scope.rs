@@ -181,8 +181,10 @@ pub struct EntityScope {
     /// Address → other identities seen from it.
     pub other_identities: BTreeMap<String, Vec<String>>,
     pub hosts_reached: Vec<Touch>,
-    /// Requests refused (401/403) or failed logins: probing.
+    /// Requests refused (401/403), failed logins and connections: probing.
     pub denied: usize,
+    /// Addresses (`ip:port`) connected to without success (scans, fan-out).
+    pub hosts_probed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -214,6 +216,19 @@ pub fn acts(entity: &Entity, e: &Ev) -> bool {
         }
         EntityKind::Host => e.str("host.name") == Some(v) || e.str("destination.ip") == Some(v),
     }
+}
+
+fn is_connection(e: &Ev) -> bool {
+    e.dataset.starts_with("zeek") || e.dataset.contains("flow")
+}
+
+/// `ip:port` of a connection.
+fn destination(e: &Ev) -> Option<String> {
+    let d = e.str("destination.ip")?;
+    let port = get(&e.doc, "destination.port")
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
+    Some(format!("{d}{port}"))
 }
 
 fn touch(e: &Ev, target: String) -> Touch {
@@ -267,6 +282,13 @@ fn entity_scope(ent: &Entity, evs: &[&Ev]) -> EntityScope {
         }
         if !e.succeeded() {
             s.denied += 1;
+            if is_connection(e) {
+                if let Some(d) = destination(e) {
+                    if !s.hosts_probed.contains(&d) {
+                        s.hosts_probed.push(d);
+                    }
+                }
+            }
             continue;
         }
         if let Some(o) = ObjectRef::of(e) {
@@ -307,12 +329,9 @@ fn entity_scope(ent: &Entity, evs: &[&Ev]) -> EntityScope {
                     t.user = e.str("user.name").map(str::to_string);
                     s.hosts_reached.push(t);
                 }
-            } else if e.dataset.starts_with("zeek") || e.dataset.contains("flow") {
-                if let Some(d) = e.str("destination.ip") {
-                    let port = get(&e.doc, "destination.port")
-                        .map(|p| format!(":{p}"))
-                        .unwrap_or_default();
-                    s.hosts_reached.push(touch(e, format!("{d}{port}")));
+            } else if is_connection(e) {
+                if let Some(d) = destination(e) {
+                    s.hosts_reached.push(touch(e, d));
                 }
             }
         }
@@ -377,6 +396,13 @@ impl Scope {
                         t.time, t.verb, t.target, t.result
                     ));
                 }
+            }
+            if !s.hosts_probed.is_empty() {
+                out.push_str(&format!(
+                    "  hosts probed without success ({}): {}\n",
+                    s.hosts_probed.len(),
+                    s.hosts_probed.join(", ")
+                ));
             }
             for (ip, users) in &s.other_identities {
                 out.push_str(&format!(

@@ -399,6 +399,7 @@ pub fn runbook(inc: &Incident, scope: &Scope, data_dir: &str) -> String {
             &cmds,
         );
     }
+    secrets_exposed(&mut b, scope);
 
     // 4. Recovery checks.
     b.section("4. Recovery checks (rerun until they print nothing)");
@@ -421,4 +422,53 @@ pub fn runbook(inc: &Incident, scope: &Scope, data_dir: &str) -> String {
     }
     b.step("Check that the activity stopped.", &cmds);
     b.out
+}
+
+/// Secrets the entities read: their values are known to the attacker, so they are rotated at
+/// their source (a new credential issued, the old one revoked), not only edited.
+fn secrets_exposed(b: &mut Book, scope: &Scope) {
+    let mut named = BTreeSet::new();
+    let mut listed = BTreeSet::new();
+    for s in &scope.entities {
+        for t in &s.secrets_read {
+            let Some(o) = &t.object else { continue };
+            if o.name.is_empty() {
+                listed.insert(o.namespace.clone());
+            } else {
+                named.insert((o.namespace.clone(), o.name.clone()));
+            }
+        }
+    }
+    if named.is_empty() && listed.is_empty() {
+        return;
+    }
+    let columns = "-o custom-columns=NAME:.metadata.name,TYPE:.type";
+    let mut cmds = Vec::new();
+    let mut what = Vec::new();
+    for ns in &listed {
+        if ns.is_empty() {
+            what.push("all Secrets of the cluster (listed)".to_string());
+            cmds.push(format!("kubectl get secrets -A {columns}"));
+        } else {
+            what.push(format!("all Secrets of namespace `{ns}` (listed)"));
+            cmds.push(format!("kubectl get secrets -n {} {columns}", sh(ns)));
+        }
+    }
+    for (ns, name) in &named {
+        what.push(format!("`{ns}/{name}`"));
+        let mut c = format!("kubectl get secret {} {columns}", sh(name));
+        if !ns.is_empty() {
+            c.push_str(&format!(" -n {}", sh(ns)));
+        }
+        cmds.push(c);
+    }
+    b.step(
+        &format!(
+            "Rotate the secrets that were read: {}. Their values are exposed: issue new \
+             credentials at their source (database passwords, API keys, TLS keys, tokens), \
+             revoke the old ones, then update the Secrets and restart what uses them.",
+            what.join(", ")
+        ),
+        &cmds,
+    );
 }

@@ -188,3 +188,51 @@ fn recovery_queries_parse_and_find_the_entity() {
         ));
     }
 }
+
+#[test]
+fn secrets_read_are_rotated() {
+    let sa = "system:serviceaccount:ci:deployer";
+    let inc = incident(vec![Entity {
+        kind: EntityKind::ServiceAccount,
+        value: sa.into(),
+    }]);
+    let evs = vec![
+        k8s(
+            1,
+            sa,
+            "list",
+            json!({"resource": "secrets", "namespace": "shop"}),
+            200,
+        ),
+        k8s(
+            2,
+            sa,
+            "get",
+            json!({"resource": "secrets", "namespace": "ci", "name": "db"}),
+            200,
+        ),
+        k8s(
+            3,
+            sa,
+            "list",
+            json!({"resource": "secrets", "namespace": "kube-system"}),
+            403,
+        ),
+    ];
+    let rb = runbook(&inc, &scope(&inc, &evs), "d");
+    let step = rb
+        .lines()
+        .find(|l| l.contains("Rotate the secrets that were read"))
+        .unwrap();
+    assert!(
+        step.contains("all Secrets of namespace `shop` (listed), `ci/db`."),
+        "{step}"
+    );
+    assert!(
+        !step.contains("kube-system"),
+        "a refused read exposed nothing: {step}"
+    );
+    assert!(
+        rb.contains("kubectl get secret db -o custom-columns=NAME:.metadata.name,TYPE:.type -n ci")
+    );
+}

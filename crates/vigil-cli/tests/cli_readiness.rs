@@ -384,3 +384,10 @@ fn an_invalid_policy_is_an_error_naming_its_line() {
         .iter()
         .any(|f| f["id"] == "not-checked" && f["section"] == "detections"));
 }
+
+#[test]
+fn nothing_to_check_is_a_usage_error() {
+    let out = vigil(&["readiness"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("nothing to check"));
+}

@@ -243,6 +243,11 @@ fn rules_to_check(
 }
 
 pub fn run(args: ReadinessArgs) -> Result<ExitCode> {
+    if args.policy.is_none() && args.config.is_none() && args.data_dir.is_none() {
+        anyhow::bail!(
+            "nothing to check: pass --policy FILE (the audit policy) and --config FILE (the `vigil serve` configuration) or --data-dir DIR"
+        );
+    }
     let mut sections = Vec::new();
 
     // The configuration (its problems are reported under sources).

@@ -98,10 +98,18 @@ pub(crate) struct Book {
     step: usize,
     /// Commands already given: an object two entities touched is handled once.
     done: BTreeSet<String>,
+    /// The step count when the current section started.
+    section_start: Option<usize>,
 }
 
 impl Book {
+    /// Starts a section; says so when the previous one got no step.
     fn section(&mut self, title: &str) {
+        if self.section_start == Some(self.step) {
+            self.out
+                .push_str("\nNothing recorded for this incident's entities.\n");
+        }
+        self.section_start = Some(self.step);
         self.out.push_str(&format!("\n## {title}\n"));
     }
     pub(crate) fn step(&mut self, text: &str, commands: &[String]) {
@@ -222,6 +230,7 @@ pub fn runbook(inc: &Incident, scope: &Scope, data_dir: &str) -> String {
         out: format!("# Runbook for {}: {}\n", inc.id, inc.title),
         step: 0,
         done: BTreeSet::new(),
+        section_start: None,
     };
     b.out.push_str(&format!(
         "\nEntities: {}. Run the steps in order; capture evidence before changing anything.\n",
@@ -420,7 +429,12 @@ pub fn runbook(inc: &Incident, scope: &Scope, data_dir: &str) -> String {
             sh(&activity_query(e))
         ));
     }
-    b.step("Check that the activity stopped.", &cmds);
+    if inc.entities.is_empty() {
+        b.out
+            .push_str("\nThe incident has no entities: there is no activity to check.\n");
+    } else {
+        b.step("Check that the activity stopped.", &cmds);
+    }
     b.out
 }
 

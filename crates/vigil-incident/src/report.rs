@@ -115,6 +115,34 @@ fn attack_path(alerts: &[&Ev]) -> Option<String> {
     })
 }
 
+/// Kubernetes requests of the entities that succeeded and changed something, read a secret
+/// or opened an exec session, and that no alert names as evidence (by auditID).
+fn unalerted(k8s: &[&Ev], alerts: &[&Ev]) -> Vec<String> {
+    let cited: std::collections::HashSet<&str> = alerts
+        .iter()
+        .filter_map(|a| a.raw.get("events").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|e| e.get("id").and_then(Value::as_str))
+        .collect();
+    k8s.iter()
+        .filter(|e| e.succeeded())
+        .filter(|e| {
+            let verb = e.str("verb").unwrap_or("");
+            let o = e.doc.get("objectRef");
+            let res = o.and_then(|o| o.get("resource")).and_then(Value::as_str);
+            let sub = o.and_then(|o| o.get("subresource")).and_then(Value::as_str);
+            matches!(
+                verb,
+                "create" | "update" | "patch" | "delete" | "deletecollection"
+            ) && !res.is_some_and(|r| r.ends_with("reviews"))
+                || (res == Some("secrets") && matches!(verb, "get" | "list" | "watch"))
+                || matches!(sub, Some("exec" | "attach"))
+        })
+        .filter(|e| e.str("auditID").is_none_or(|id| !cited.contains(id)))
+        .map(|e| format!("{} {} by {}", e.time_rfc3339(), e.what(), e.actor()))
+        .collect()
+}
+
 /// The report as blocks.
 pub fn build(input: &ReportInput) -> Vec<Block> {
     let inc = input.incident;
@@ -371,6 +399,15 @@ pub fn build(input: &ReportInput) -> Vec<Block> {
                 .into(),
         ));
         b.push(Block::List(items));
+    }
+    let unalerted = unalerted(&k8s, &alerts);
+    if !unalerted.is_empty() {
+        b.push(Block::Para(
+            "Changes, secret reads and exec sessions of the incident's entities that no alert \
+             points at (a rule for them would have made them visible):"
+                .into(),
+        ));
+        b.push(Block::List(unalerted));
     }
 
     // Lessons learned.

@@ -121,6 +121,29 @@ fn times_to_detect_and_contain() {
         gaps.contains("Privileged Container Created (high)"),
         "{gaps}"
     );
+    // The alert cites no event: both actions are listed as not alerted on.
+    let quiet = &gaps[gaps.find("that no alert points at").unwrap()..];
+    assert!(quiet.contains("create pods x/p by mallory"), "{quiet}");
+    assert!(quiet.contains("get secrets x/s by mallory"), "{quiet}");
+}
+
+#[test]
+fn actions_an_alert_cites_are_not_listed_as_unalerted() {
+    let (inc, mut evs) = fixture();
+    for e in &mut evs {
+        e.doc["auditID"] = json!(format!("id-{}", e.loc));
+        if e.alert {
+            e.raw["events"] = json!([{"id": "id-10"}, {"id": "id-70"}]);
+        }
+    }
+    let s = scope(&inc, &evs);
+    let md = markdown(&build(&ReportInput {
+        incident: &inc,
+        events: &evs,
+        scope: &s,
+        policy: None,
+    }));
+    assert!(!md.contains("that no alert points at"), "{md}");
 }
 
 #[test]

@@ -15,6 +15,8 @@ use vigil_model::yaml::{parse_documents, Node};
 
 use crate::input::Item;
 
+mod head;
+
 pub struct RuleOptions {
     pub paths: Vec<PathBuf>,
     pub builtin: bool,
@@ -184,9 +186,23 @@ pub fn evaluate(set: &RuleSet, item: &Item, keep_doc: bool) -> Evaluated {
         return done;
     }
     let feeds = matches.iter().any(|m| set.feeds_correlation(m.rule));
+    let head = match (item.raw, item.doc) {
+        (Some(raw), None) if !keep_doc && !feeds && !ev.is_parsed() => head::Head::parse(raw),
+        _ => None,
+    };
     if let Some(doc) = item.doc {
         done.id = event_id(item.dataset, doc);
         done.time = event_time(doc);
+    } else if let Some(head) = head {
+        // Only the id and the time are needed: no document is built.
+        done.id = id_key(item.dataset)
+            .and_then(|k| head.str(k))
+            .map(str::to_string);
+        done.time = TIME_KEYS
+            .iter()
+            .find_map(|k| head.str(k))
+            .unwrap_or_default()
+            .to_string();
     } else if let Some(doc) = ev.into_doc() {
         done.id = event_id(item.dataset, &doc);
         done.time = event_time(&doc);
@@ -436,28 +452,34 @@ pub fn alert_rule(info: &RuleInfo) -> AlertRule {
     }
 }
 
-/// The event's own id: a Kubernetes auditID, a Zeek uid.
+/// The key of the event's own id: a Kubernetes auditID, a Zeek uid.
+fn id_key(dataset: &str) -> Option<&'static str> {
+    match dataset {
+        "k8s.audit" => Some("auditID"),
+        d if d.starts_with("zeek.") => Some("uid"),
+        _ => None,
+    }
+}
+
 fn event_id(dataset: &str, doc: &Value) -> Option<String> {
-    let key = match dataset {
-        "k8s.audit" => "auditID",
-        d if d.starts_with("zeek.") => "uid",
-        _ => return None,
-    };
+    let key = id_key(dataset)?;
     doc.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-/// The event's time as written in it (RFC 3339).
+/// Where the event's time is written (RFC 3339), by preference.
+const TIME_KEYS: [&str; 4] = [
+    "stageTimestamp",
+    "requestReceivedTimestamp",
+    "timestamp",
+    "@timestamp",
+];
+
 fn event_time(doc: &Value) -> String {
-    [
-        "stageTimestamp",
-        "requestReceivedTimestamp",
-        "timestamp",
-        "@timestamp",
-    ]
-    .iter()
-    .find_map(|k| doc.get(*k).and_then(Value::as_str))
-    .unwrap_or_default()
-    .to_string()
+    TIME_KEYS
+        .iter()
+        .find_map(|k| doc.get(*k).and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// A table row for people: time, level, rule, who, what, where (read from the event when known).

@@ -12,7 +12,7 @@ use crate::detection::{
     alert_line_table, evaluate, load_rules_with_lateness, Detector, Evaluated, LoadedRules,
     RuleOptions,
 };
-use crate::input::{input_names, read_inputs, read_inputs_owned, InputOptions, Owned};
+use crate::input::{input_names, read_inputs, read_inputs_owned, InputOptions, Item, Owned};
 use crate::output::{finish, stdout, write_json_line, Format, InputStats, Table};
 
 #[derive(Args)]
@@ -124,19 +124,71 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
 }
 
 /// Events per batch handed to a worker: large enough that channel traffic is noise, small
-/// enough that a batch's events (about 800 bytes each) stay in cache.
-const BATCH: usize = 256;
+/// enough that a batch's text (about 800 bytes an event) stays in cache.
+const BATCH: usize = 512;
 
-/// A batch of events in input order; `seq` orders batches.
-struct Batch {
-    seq: u64,
-    events: Vec<(usize, Owned)>,
+/// One event of a batch. Its raw text is a range of the batch's text: the reader copies each
+/// event there (and frees the event's own string itself), so that no per-event allocation
+/// crosses threads, which the allocator pays for in locks and returned pages.
+struct Slot {
+    input: usize,
+    /// Index into the batch's datasets.
+    dataset: usize,
+    line: usize,
+    raw: Option<std::ops::Range<usize>>,
+    doc: Option<serde_json::Value>,
+    time_ms: Option<i64>,
 }
 
-/// A batch evaluated: each event (its raw text dropped) with what the rules found.
-struct Done {
+/// A batch of events in input order; `seq` orders batches.
+#[derive(Default)]
+struct Batch {
     seq: u64,
-    events: Vec<(usize, Owned, Evaluated)>,
+    text: String,
+    datasets: Vec<String>,
+    events: Vec<Slot>,
+}
+
+impl Batch {
+    fn push(&mut self, input: usize, ev: Owned) {
+        let dataset = match self.datasets.iter().rposition(|d| *d == ev.dataset) {
+            Some(d) => d,
+            None => {
+                self.datasets.push(ev.dataset);
+                self.datasets.len() - 1
+            }
+        };
+        let raw = ev.raw.map(|r| {
+            let start = self.text.len();
+            self.text.push_str(&r);
+            start..self.text.len()
+        });
+        self.events.push(Slot {
+            input,
+            dataset,
+            line: ev.line,
+            raw,
+            doc: ev.doc,
+            time_ms: ev.time_ms,
+        });
+    }
+
+    fn item<'a>(&'a self, slot: &'a Slot, names: &'a [String]) -> Item<'a> {
+        Item {
+            dataset: &self.datasets[slot.dataset],
+            file: &names[slot.input],
+            line: slot.line,
+            raw: slot.raw.clone().map(|r| &self.text[r]),
+            doc: slot.doc.as_ref(),
+            time_ms: slot.time_ms,
+        }
+    }
+}
+
+/// A batch evaluated (its text gone back to the reader): each event with what the rules found.
+struct Done {
+    batch: Batch,
+    found: Vec<Evaluated>,
 }
 
 /// Detection on several threads: one reads the inputs (in the order [`read_inputs`] delivers
@@ -161,67 +213,73 @@ fn parallel(
     // channel then sees it closed instead of waiting forever.
     let work_rx = Arc::new(Mutex::new(work_rx));
     let (done_tx, done_rx) = sync_channel::<Done>(threads * 2);
+    // Text buffers going back to the reader for reuse.
+    let (spare_tx, spare_rx) = sync_channel::<String>(threads * 4);
     std::thread::scope(|s| {
         let reader = s.spawn(move || {
             let mut seq = 0;
-            let mut events = Vec::with_capacity(BATCH);
-            let mut send = |events: Vec<(usize, Owned)>| -> Result<()> {
-                let batch = Batch { seq, events };
+            let mut batch = Batch::default();
+            let mut send = |batch: &mut Batch| -> Result<()> {
+                let mut next = Batch {
+                    seq: seq + 1,
+                    text: spare_rx.try_recv().unwrap_or_default(),
+                    ..Batch::default()
+                };
+                next.text.clear();
+                next.events.reserve(BATCH);
+                let full = std::mem::replace(batch, next);
                 seq += 1;
                 work_tx
-                    .send(batch)
+                    .send(full)
                     .map_err(|_| anyhow::anyhow!("detection stopped"))
             };
             let stats = read_inputs_owned(&args.inputs, &args.input, |i, ev| {
-                events.push((i, ev));
-                if events.len() == BATCH {
-                    send(std::mem::replace(&mut events, Vec::with_capacity(BATCH)))?;
+                batch.push(i, ev);
+                if batch.events.len() == BATCH {
+                    send(&mut batch)?;
                 }
                 Ok(())
             })?;
-            if !events.is_empty() {
-                send(events)?;
+            if !batch.events.is_empty() {
+                send(&mut batch)?;
             }
             Ok::<_, anyhow::Error>(stats)
         });
         let mut workers = Vec::new();
         for _ in 0..threads {
-            let (work_rx, done_tx, names, set) =
-                (work_rx.clone(), done_tx.clone(), &names, &rules.set);
+            let (work_rx, done_tx, spare_tx) = (work_rx.clone(), done_tx.clone(), spare_tx.clone());
+            let (names, set) = (&names, &rules.set);
             workers.push(s.spawn(move || loop {
                 let next = work_rx.lock().map(|rx| rx.recv());
-                let Ok(Ok(batch)) = next else {
+                let Ok(Ok(mut batch)) = next else {
                     return;
                 };
-                let events = batch
+                let found = batch
                     .events
-                    .into_iter()
-                    .map(|(i, mut ev)| {
-                        let done = evaluate(set, &ev.item(&names[i]), keep_doc);
-                        ev.raw = None;
-                        (i, ev, done)
-                    })
+                    .iter()
+                    .map(|slot| evaluate(set, &batch.item(slot, names), keep_doc))
                     .collect();
-                let done = Done {
-                    seq: batch.seq,
-                    events,
-                };
-                if done_tx.send(done).is_err() {
+                for slot in &mut batch.events {
+                    slot.raw = None;
+                }
+                // A full spare channel just lets this buffer go.
+                let _ = spare_tx.try_send(std::mem::take(&mut batch.text));
+                if done_tx.send(Done { batch, found }).is_err() {
                     return;
                 }
             }));
         }
-        drop((work_rx, done_tx));
+        drop((work_rx, done_tx, spare_tx));
         // Batches come back in any order: hold the early ones until their turn.
         let mut held = std::collections::BTreeMap::new();
         let mut next = 0;
         let mut result = Ok(());
         'recv: for done in done_rx.iter() {
-            held.insert(done.seq, done.events);
-            while let Some(events) = held.remove(&next) {
+            held.insert(done.batch.seq, done);
+            while let Some(Done { batch, found }) = held.remove(&next) {
                 next += 1;
-                for (i, ev, done) in events {
-                    if let Err(e) = detector.apply(&ev.item(&names[i]), done, emit) {
+                for (slot, found) in batch.events.iter().zip(found) {
+                    if let Err(e) = detector.apply(&batch.item(slot, &names), found, emit) {
                         result = Err(e);
                         break 'recv;
                     }

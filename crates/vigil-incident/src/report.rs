@@ -50,8 +50,9 @@ fn parse_time(s: &str) -> Option<i64> {
 
 /// `1h 2m 3s` (negative with a leading `-`).
 pub fn duration(micros: i64) -> String {
-    let neg = micros < 0;
     let mut s = micros.unsigned_abs() / 1_000_000;
+    // Less than a second either way (phase times are kept to the second) is no time.
+    let neg = micros < 0 && s > 0;
     let (d, h, m) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
     s %= 60;
     let mut out = String::new();
@@ -330,20 +331,35 @@ pub fn build(input: &ReportInput) -> Vec<Block> {
 
     // Metrics.
     b.push(Block::Heading(2, "Time to detect and contain".into()));
+    // When Vigil raised the first alert (stored it): later than its event when the logs
+    // reached it late (a batch ingest); the responders could only act from then on.
+    let raised = alerts.iter().map(|a| a.received).min();
     let ttd = match (first_bad, first_alert) {
-        (Some(e), Some(a)) => format!(
-            "{} (first malicious event {} → first alert {})",
-            duration(a.time - e.time),
-            e.time_rfc3339(),
-            a.time_rfc3339()
-        ),
+        (Some(e), Some(a)) => {
+            let late = raised
+                .filter(|r| r - a.time > 60_000_000)
+                .map(|r| {
+                    format!(
+                        "; Vigil raised it at {} ({} after the event: the logs arrived late)",
+                        vigil_store::reader::micros_rfc3339(r),
+                        duration(r - a.time)
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "{} (first malicious event {} → first alert {}{late})",
+                duration(a.time - e.time),
+                e.time_rfc3339(),
+                a.time_rfc3339()
+            )
+        }
         _ => "not measurable (no alert or no event of the entities)".into(),
     };
-    let ttc = match (first_alert, contained) {
-        (Some(a), Some(c)) => format!(
-            "{} (first alert {} → containment entered {})",
-            duration(c - a.time),
-            a.time_rfc3339(),
+    let ttc = match (raised, contained) {
+        (Some(r), Some(c)) => format!(
+            "{} (first alert raised {} → containment entered {})",
+            duration(c - r),
+            vigil_store::reader::micros_rfc3339(r),
             inc.entered(Phase::Containment).unwrap_or("")
         ),
         (_, None) => "not contained yet".into(),
@@ -354,7 +370,9 @@ pub fn build(input: &ReportInput) -> Vec<Block> {
         format!("Time to contain: {ttc}"),
     ]));
     b.push(Block::Para(
-        "An alert's time is the time of the event that triggered it.".into(),
+        "Detection is measured in event time (an alert's time is that of the event that \
+         triggered it); containment from when Vigil raised the first alert."
+            .into(),
     ));
 
     // Gaps.

@@ -76,6 +76,7 @@ fn fixture() -> (Incident, Vec<Ev>) {
     let mut alert = ev(40, json!({"rule": {"name": "R"}}));
     alert.alert = true;
     alert.time = 40_000_000;
+    alert.received = 40_000_000;
     alert.raw = json!({"rule": {"level": "high", "tags": ["attack.t1610"]}});
     let mut e2 = ev(
         70,
@@ -177,4 +178,5 @@ fn durations() {
     assert_eq!(duration(61_000_000), "1m 1s");
     assert_eq!(duration(90_061_000_000), "1d 1h 1m 1s");
     assert_eq!(duration(-5_000_000), "-5s");
+    assert_eq!(duration(-273_520), "0s");
 }

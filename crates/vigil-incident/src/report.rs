@@ -205,6 +205,7 @@ pub fn build(input: &ReportInput) -> Vec<Block> {
             (s.rbac_changes.len(), "RBAC changes"),
             (s.hosts_reached.len(), "hosts reached"),
             (s.hosts_probed.len(), "hosts probed without success"),
+            (s.logins.len(), "logins to it"),
             (s.denied, "refused or failed attempts"),
         ] {
             if n > 0 {
@@ -229,6 +230,7 @@ pub fn build(input: &ReportInput) -> Vec<Block> {
             .chain(&s.objects_deleted)
             .map(|t| format!("{} {}", t.verb, t.target))
             .chain(s.hosts_reached.iter().map(|t| t.target.clone()))
+            .chain(s.logins.iter().map(|t| format!("login of {}", t.target)))
             .collect();
         if !details.is_empty() {
             let _ = write!(line, " ({})", details.join("; "));

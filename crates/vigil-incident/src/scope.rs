@@ -185,6 +185,8 @@ pub struct EntityScope {
     pub denied: usize,
     /// Addresses (`ip:port`) connected to without success (scans, fan-out).
     pub hosts_probed: Vec<String>,
+    /// Hosts and nodes: the successful logins to them (`user from address`).
+    pub logins: Vec<Touch>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -334,6 +336,13 @@ fn entity_scope(ent: &Entity, evs: &[&Ev]) -> EntityScope {
                     s.hosts_reached.push(touch(e, d));
                 }
             }
+        } else if action == "ssh_login" && e.str("host.name") == Some(ent.value.as_str()) {
+            // A host or node: who logged in to it.
+            let user = e.str("user.name").unwrap_or("?");
+            let from = e.str("source.ip").unwrap_or("?");
+            let mut t = touch(e, format!("{user} from {from}"));
+            t.user = e.str("user.name").map(str::to_string);
+            s.logins.push(t);
         }
     }
     // Other identities from the same addresses (over every event given, not only the entity's).
@@ -385,6 +394,7 @@ impl Scope {
                 ("exec sessions", &s.exec_sessions),
                 ("RBAC changes", &s.rbac_changes),
                 ("hosts reached", &s.hosts_reached),
+                ("logins to it", &s.logins),
             ] {
                 if list.is_empty() {
                     continue;

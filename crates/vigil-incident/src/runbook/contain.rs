@@ -97,16 +97,39 @@ pub(super) fn containment(b: &mut Book, kind: EntityKind, value: &str, s: &Entit
             &format!("Cordon node `{value}` (no new pods) until it is rebuilt."),
             &[format!("kubectl cordon {}", sh(value))],
         ),
-        EntityKind::Host => b.step(
-            &format!("On host `{value}`: list the sessions and kill the attacker's."),
-            &[
-                format!("ssh {} 'who; loginctl list-sessions'", sh(value)),
-                format!(
-                    "ssh {} sudo loginctl terminate-session <SESSION>",
-                    sh(value)
-                ),
-            ],
-        ),
+        EntityKind::Host => {
+            b.step(
+                &format!("On host `{value}`: list the sessions and kill the attacker's."),
+                &[
+                    format!("ssh {} 'who; loginctl list-sessions'", sh(value)),
+                    format!(
+                        "ssh {} sudo loginctl terminate-session <SESSION>",
+                        sh(value)
+                    ),
+                ],
+            );
+            let mut seen = BTreeSet::new();
+            for t in &s.logins {
+                let Some(user) = t.user.as_deref() else {
+                    continue;
+                };
+                if !seen.insert(user) {
+                    continue;
+                }
+                let (h, u) = (sh(value), sh(user));
+                b.step(
+                    &format!(
+                        "On host `{value}`: `{}` logged in at {}. If that was not its owner, \
+                         kill its sessions and disable the account.",
+                        t.target, t.time
+                    ),
+                    &[
+                        format!("ssh {h} sudo loginctl terminate-user {u}"),
+                        format!("ssh {h} sudo usermod --lock --expiredate 1 {u}"),
+                    ],
+                );
+            }
+        }
         EntityKind::Pod => {}
     }
 }

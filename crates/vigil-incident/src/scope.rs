@@ -535,4 +535,34 @@ mod tests {
         );
         assert!(!s.other_identities.contains_key("10.9.9.9"));
     }
+
+    #[test]
+    fn logins_to_a_host() {
+        let login = |loc, user: &str, outcome: &str| {
+            ev(
+                loc,
+                json!({"user": {"name": user}, "source": {"ip": "203.0.113.7"},
+                       "event": {"action": "ssh_login", "outcome": outcome},
+                       "host": {"name": "bastion"}}),
+            )
+        };
+        let evs = vec![login(1, "root", "failure"), login(2, "ubuntu", "success")];
+        let inc = incident(vec![Entity {
+            kind: EntityKind::Host,
+            value: "bastion".into(),
+        }]);
+        let s = &scope(&inc, &evs).entities[0];
+        assert_eq!(s.denied, 1);
+        assert_eq!(s.logins.len(), 1);
+        assert_eq!(s.logins[0].target, "ubuntu from 203.0.113.7");
+        let rb = crate::runbook::runbook(&inc, &scope(&inc, &evs), "d");
+        assert!(
+            rb.contains("ssh bastion sudo usermod --lock --expiredate 1 ubuntu"),
+            "{rb}"
+        );
+        assert!(
+            !rb.contains("--expiredate 1 root"),
+            "a failed login is no account to disable"
+        );
+    }
 }

@@ -167,11 +167,7 @@ pub fn files(input: &ExportInput) -> Result<Vec<(String, Vec<u8>)>, IncidentErro
 
 /// The archive (tar.gz) of `files`.
 pub fn archive(files: &[(String, Vec<u8>)], mtime: u64) -> Result<Vec<u8>, IncidentError> {
-    let mut t = Vec::new();
-    for (name, b) in files {
-        tar::append(&mut t, name, b, mtime).map_err(IncidentError::Usage)?;
-    }
-    tar::finish(&mut t);
+    let t = tar::write(files, mtime).map_err(IncidentError::Usage)?;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&t)
         .and_then(|()| gz.finish())

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use vigil_policy::Policy;
 
-use crate::model::{Incident, Phase};
+use crate::model::{EntityKind, Incident, Phase};
 use crate::scope::{acts, Ev, Scope};
 
 pub use render::{html, html_escape, markdown, md_escape};
@@ -150,10 +150,17 @@ pub fn build(input: &ReportInput) -> Vec<Block> {
     let mut evs: Vec<&Ev> = input.events.iter().collect();
     evs.sort_by_key(|e| (e.time, e.loc));
     let alerts: Vec<&Ev> = evs.iter().copied().filter(|e| e.alert).collect();
+    // Who acted: a host or node entity is where the attack happened, and everything its
+    // legitimate users did there is not the attacker's.
+    let actors: Vec<_> = inc
+        .entities
+        .iter()
+        .filter(|ent| !matches!(ent.kind, EntityKind::Host | EntityKind::Node))
+        .collect();
     let malicious: Vec<&Ev> = evs
         .iter()
         .copied()
-        .filter(|e| !e.alert && inc.entities.iter().any(|ent| acts(ent, e)))
+        .filter(|e| !e.alert && actors.iter().any(|ent| acts(ent, e)))
         .collect();
     let first_bad = malicious.first().copied();
     let first_alert = alerts.first().copied();
@@ -196,20 +203,28 @@ pub fn build(input: &ReportInput) -> Vec<Block> {
     for s in &input.scope.entities {
         let Some(ent) = &s.entity else { continue };
         let mut parts = Vec::new();
-        for (n, what) in [
-            (s.secrets_read.len(), "secret reads"),
-            (s.objects_created.len(), "objects created"),
-            (s.objects_changed.len(), "objects changed"),
-            (s.objects_deleted.len(), "objects deleted"),
-            (s.exec_sessions.len(), "exec sessions"),
-            (s.rbac_changes.len(), "RBAC changes"),
-            (s.hosts_reached.len(), "hosts reached"),
-            (s.hosts_probed.len(), "hosts probed without success"),
-            (s.logins.len(), "logins to it"),
-            (s.denied, "refused or failed attempts"),
+        for (n, one, many) in [
+            (s.secrets_read.len(), "secret read", "secret reads"),
+            (s.objects_created.len(), "object created", "objects created"),
+            (s.objects_changed.len(), "object changed", "objects changed"),
+            (s.objects_deleted.len(), "object deleted", "objects deleted"),
+            (s.exec_sessions.len(), "exec session", "exec sessions"),
+            (s.rbac_changes.len(), "RBAC change", "RBAC changes"),
+            (s.hosts_reached.len(), "host reached", "hosts reached"),
+            (
+                s.hosts_probed.len(),
+                "host probed without success",
+                "hosts probed without success",
+            ),
+            (s.logins.len(), "login to it", "logins to it"),
+            (
+                s.denied,
+                "refused or failed attempt",
+                "refused or failed attempts",
+            ),
         ] {
             if n > 0 {
-                parts.push(format!("{n} {what}"));
+                parts.push(format!("{n} {}", if n == 1 { one } else { many }));
             }
         }
         let mut line = format!(

@@ -226,7 +226,12 @@ pub fn alert_id(a: &Alert) -> String {
     for e in &a.events {
         match &e.id {
             Some(id) => key.push_str(id),
-            None => key.push_str(&format!("{}:{}:{}", e.dataset, e.file, e.line)),
+            // The file's name, not its path: `vigil ingest ./x/auth.log`, `x/auth.log` and
+            // `vigil serve` following `/abs/x/auth.log` must agree on the same detection.
+            None => {
+                let name = e.file.rsplit(['/', '\\']).next().unwrap_or(&e.file);
+                key.push_str(&format!("{}:{}:{}", e.dataset, name, e.line))
+            }
         }
         key.push('\n');
     }
@@ -376,6 +381,31 @@ pub fn overlay(doc: &Value, raw: &Map<String, Value>) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alert_ids_do_not_depend_on_how_the_file_was_named() {
+        let at = |file: &str, line: usize| Alert {
+            rule: vigil_model::alert::AlertRule {
+                id: "r".into(),
+                title: "t".into(),
+                level: "high".into(),
+                tags: vec![],
+            },
+            time: "2026-11-20T10:00:00Z".into(),
+            group: Map::new(),
+            events: vec![vigil_model::alert::EvidenceRef {
+                dataset: "linux.auth".into(),
+                file: file.into(),
+                line,
+                id: None,
+            }],
+            matched: Map::new(),
+        };
+        let id = alert_id(&at("auth.log", 7));
+        assert_eq!(alert_id(&at("./logs/auth.log", 7)), id);
+        assert_eq!(alert_id(&at("/var/log/auth.log", 7)), id);
+        assert_ne!(alert_id(&at("auth.log", 8)), id);
+    }
 
     #[test]
     fn k8s_event_is_redacted_before_normalization() {

@@ -220,6 +220,9 @@ pub struct Detector<'r> {
     corr: Vec<CorrelationAlert>,
     seen: Seen,
     per_stage: Vec<bool>,
+    /// Whether `emit` is given the event's document (else `None` for single-event alerts
+    /// too, and documents are not built just for it).
+    docs: bool,
     /// Where correlated events come from: an event's reference is the index of its
     /// (dataset, file) here, shifted left by [`LINE_BITS`], plus its line.
     origins: Vec<(String, String)>,
@@ -246,9 +249,17 @@ impl<'r> Detector<'r> {
                 cap: 1 << 20,
             },
             per_stage: stage_rules(&rules.set, &sources),
+            docs: true,
             origins: Vec::new(),
             origin_index: HashMap::new(),
         }
+    }
+
+    /// `emit` will not read the event's document (JSON output): it is then built only when a
+    /// correlation needs it.
+    pub fn without_docs(mut self) -> Self {
+        self.docs = false;
+        self
     }
 
     /// The reference of an event: its (dataset, file) and line, in one number.
@@ -301,7 +312,7 @@ impl<'r> Detector<'r> {
         item: Item,
         emit: &mut impl FnMut(Alert, Option<&Value>) -> Result<()>,
     ) -> Result<()> {
-        let done = evaluate(self.set, &item, true);
+        let done = evaluate(self.set, &item, self.docs);
         self.apply(&item, done, emit)
     }
 

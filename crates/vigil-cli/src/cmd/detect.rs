@@ -72,7 +72,11 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
     if rules.set.rules().is_empty() {
         bail!("no rules to run: give --rules PATH or drop --no-default-rules");
     }
+    let keep_doc = args.format == Format::Table;
     let mut detector = Detector::new(&rules);
+    if !keep_doc {
+        detector = detector.without_docs();
+    }
     let mut out = stdout();
     let mut table = Table::new(["TIME", "LEVEL", "RULE", "WHO", "WHAT", "WHERE"]);
     let mut worst = 0u8;
@@ -95,7 +99,6 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
             detector.process(item, &mut emit)
         })
     } else {
-        let keep_doc = args.format == Format::Table;
         parallel(&args, &rules, threads, keep_doc, &mut detector, &mut emit)
     }
     .and_then(|stats| detector.finish(&mut emit).map(|()| stats));

@@ -806,3 +806,50 @@ fn matched_fields_are_kept_only_when_asked() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// the two halves of `process`
+
+/// `matches` (run anywhere, e.g. on worker threads) then `correlate` (in order) give exactly what
+/// `process` gives: the same reported matches, the same correlation alerts at the same events.
+#[test]
+fn matches_then_correlate_is_process() {
+    let s = set(&format!("{BASE}title: corr\nname: corr\ncorrelation:\n  type: event_count\n  rules: [a, b]\n  generate: true\n  group-by: [user.username]\n  timespan: 1m\n  condition: {{gte: 2}}\n---\ntitle: temporal\nname: t\ncorrelation:\n  type: temporal\n  rules: [b, c]\n  group-by: [user.username]\n  timespan: 1m\n"));
+    let raws: Vec<(i64, String)> = (0..200i64)
+        .map(|i| {
+            let verb = ["a", "b", "c", "get"][(i * 7 % 4) as usize];
+            let user = ["u", "v", "w"][(i % 3) as usize];
+            (i * 7 * S, ev(verb, user).to_string())
+        })
+        .collect();
+    let (mut st1, mut st2) = (CorrelationState::new(), CorrelationState::new());
+    let (mut alerts1, mut alerts2) = (vec![], vec![]);
+    let (mut out1, mut out2) = (vec![], vec![]);
+    let mut found = vec![];
+    for (t, raw) in &raws {
+        s.process(
+            &Event::from_raw("k8s.audit", raw).at(*t),
+            &mut st1,
+            &mut out1,
+            &mut alerts1,
+        );
+        found.clear();
+        let first = Event::from_raw("k8s.audit", raw).at(*t);
+        s.matches(&first, true, &mut found);
+        // The ordered half sees a fresh event built from the document alone.
+        let doc = first.into_doc().unwrap();
+        let second = Event::new("k8s.audit", &doc).at(*t);
+        s.correlate(&second, &found, &mut st2, &mut alerts2);
+        out2.extend(found.drain(..).filter(|m| s.rules()[m.rule].alerts));
+    }
+    s.flush(&mut st1, i64::MAX, &mut alerts1);
+    s.flush(&mut st2, i64::MAX, &mut alerts2);
+    assert!(!out1.is_empty() && !alerts1.is_empty());
+    assert_eq!(out1, out2);
+    assert_eq!(format!("{alerts1:?}"), format!("{alerts2:?}"));
+    // Without correlations, `matches` leaves out the rules that only feed them.
+    found.clear();
+    s.matches(&Event::from_raw("k8s.audit", &raws[0].1), false, &mut found);
+    assert!(found.iter().all(|m| s.rules()[m.rule].alerts));
+    assert!((0..s.rules().len()).any(|r| s.feeds_correlation(r)));
+}

@@ -15,6 +15,7 @@
 //! See `segment` for the record format and ARCHITECTURE.md for the rules it keeps.
 
 pub mod chain;
+mod fetch;
 pub mod index;
 pub mod journal;
 pub mod prepare;

@@ -67,6 +67,18 @@ impl StoredEvent {
     }
 }
 
+/// A record of `part` as a `StoredEvent` (its normalized document rebuilt).
+pub(crate) fn event_of(part: &PartInfo, r: &StoredRecord) -> StoredEvent {
+    StoredEvent {
+        partition: part.name.clone(),
+        dataset: part.dataset.clone(),
+        seq: r.seq,
+        loc: index::loc(part.id, r.seq),
+        record: r.clone(),
+        doc: prepare::materialize(r.flags, &r.raw, &r.doc),
+    }
+}
+
 pub fn micros_rfc3339(t: i64) -> String {
     chrono::DateTime::from_timestamp_micros(t)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
@@ -105,6 +117,15 @@ impl Default for SearchOptions {
 
 pub struct Found {
     pub events: Vec<StoredEvent>,
+    /// More matched than `limit`.
+    pub truncated: bool,
+    /// Records not yet in the index that were scanned instead.
+    pub scanned_unindexed: u64,
+}
+
+/// What `Reader::search_map` found: the caller's function applied to each result, in order.
+pub struct FoundMap<T> {
+    pub items: Vec<T>,
     /// More matched than `limit`.
     pub truncated: bool,
     /// Records not yet in the index that were scanned instead.
@@ -254,14 +275,7 @@ impl Reader {
     }
 
     fn event(&self, part: &PartInfo, r: &StoredRecord) -> StoredEvent {
-        StoredEvent {
-            partition: part.name.clone(),
-            dataset: part.dataset.clone(),
-            seq: r.seq,
-            loc: index::loc(part.id, r.seq),
-            record: r.clone(),
-            doc: prepare::materialize(r.flags, &r.raw, &r.doc),
-        }
+        event_of(part, r)
     }
 
     /// The record at `loc`, if it is served.
@@ -348,6 +362,24 @@ impl Reader {
 
     /// Runs a query. Results are in time order (oldest first unless `newest_first`).
     pub fn search(&self, q: &Query, opts: &SearchOptions) -> Result<Found, StoreError> {
+        let found = self.search_map(q, opts, &|ev| ev)?;
+        Ok(Found {
+            events: found.items,
+            truncated: found.truncated,
+            scanned_unindexed: found.scanned_unindexed,
+        })
+    }
+
+    /// As `search`, with `f` applied to each result as soon as it is read, on the thread that
+    /// read it (the records are read block by block, in parallel): what the caller keeps of a
+    /// result (a table row, a JSON line) is built in parallel and the full records need not
+    /// all be held at once. The items are in the order `search` returns the events.
+    pub fn search_map<T: Send>(
+        &self,
+        q: &Query,
+        opts: &SearchOptions,
+        f: &(dyn Fn(StoredEvent) -> T + Sync),
+    ) -> Result<FoundMap<T>, StoreError> {
         let mut hits: Vec<Hit> = Vec::new();
         let mut exact = true;
         let mut from_scan: HashMap<u64, StoredEvent> = HashMap::new();
@@ -427,27 +459,48 @@ impl Reader {
         } else {
             hits.sort_unstable();
         }
-        let mut events = Vec::new();
+        // The hits in order, `limit` at a time (a hit the index could not answer exactly may
+        // still fail the query): each batch read block by block, on every core.
+        let keep = |ev: StoredEvent| {
+            if !exact && !query::matches(q, &ev.doc) {
+                return None;
+            }
+            Some(f(ev))
+        };
+        let threads = crate::fetch::read_threads();
+        let mut items = Vec::new();
         let mut truncated = false;
-        for h in hits {
-            if opts.limit > 0 && events.len() >= opts.limit {
+        let mut pos = 0;
+        while pos < hits.len() {
+            if opts.limit > 0 && items.len() >= opts.limit {
                 truncated = true;
                 break;
             }
-            let ev = match from_scan.remove(&h.loc) {
-                Some(ev) => ev,
-                None => {
-                    let Some(ev) = self.get(h.loc)? else { continue };
-                    if !exact && !query::matches(q, &ev.doc) {
-                        continue;
-                    }
-                    ev
-                }
+            let n = if opts.limit > 0 {
+                opts.limit - items.len()
+            } else {
+                hits.len()
             };
-            events.push(ev);
+            let batch = &hits[pos..hits.len().min(pos + n)];
+            pos += batch.len();
+            let locs: Vec<u64> = batch
+                .iter()
+                .filter(|h| !from_scan.contains_key(&h.loc))
+                .map(|h| h.loc)
+                .collect();
+            let mut fetched =
+                crate::fetch::fetch_map(&self.parts, &self.by_id, &locs, threads, &keep)?
+                    .into_iter();
+            for h in batch {
+                let item = match from_scan.remove(&h.loc) {
+                    Some(ev) => Some(f(ev)),
+                    None => fetched.next().flatten(),
+                };
+                items.extend(item);
+            }
         }
-        Ok(Found {
-            events,
+        Ok(FoundMap {
+            items,
             truncated,
             scanned_unindexed: scanned,
         })

@@ -213,6 +213,40 @@ pub fn event_json(ev: &StoredEvent) -> EventLine<'_> {
     }
 }
 
+/// `event_json` as the bytes of its line (newline included), for building lines in parallel.
+pub fn event_json_line(ev: &StoredEvent) -> Vec<u8> {
+    let mut line = Vec::with_capacity(ev.record.raw.len() * 3);
+    // Writing into memory: only a serializer error could fail, and there is none for a `Value`.
+    let _ = write_json_line(&mut line, &event_json(ev));
+    line
+}
+
+/// Prints what `event_json_line` or `event_row` made of some events, as `print_events` would.
+pub fn print_rendered(rendered: Rendered) -> Result<()> {
+    let mut out = stdout();
+    match rendered {
+        Rendered::Lines(lines) => {
+            for l in lines {
+                finish(out.write_all(&l))?;
+            }
+        }
+        Rendered::Rows(rows) => {
+            let mut t = Table::new(EVENT_HEADER);
+            for r in rows {
+                t.row(r);
+            }
+            finish(t.write(&mut out))?;
+        }
+    }
+    finish(out.flush())
+}
+
+/// Events rendered for output: JSON lines, or table rows.
+pub enum Rendered {
+    Lines(Vec<Vec<u8>>),
+    Rows(Vec<Vec<String>>),
+}
+
 pub fn print_events(events: &[StoredEvent], format: Format) -> Result<()> {
     let mut out = stdout();
     match format {

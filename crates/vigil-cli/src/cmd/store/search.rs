@@ -8,7 +8,9 @@ use vigil_incident::entities::{self, Entity, EntityKind};
 use vigil_store::query::{self, Query};
 use vigil_store::reader::{Kinds, SearchOptions};
 
-use super::{print_events, time_arg, DataDirArg};
+use super::{
+    event_json_line, event_row, print_events, print_rendered, time_arg, DataDirArg, Rendered,
+};
 use crate::output::Format;
 
 #[derive(Args)]
@@ -148,18 +150,26 @@ pub fn entity_query(e: &EntityArgs) -> Result<Query> {
 pub fn timeline(args: TimelineArgs) -> Result<ExitCode> {
     let q = entity_query(&args.entity)?;
     let reader = args.dir.reader()?;
-    let found = reader.search(
-        &q,
-        &SearchOptions {
-            since: time_arg("--since", &args.since)?,
-            until: time_arg("--until", &args.until)?,
-            limit: args.limit,
-            newest_first: false,
-            kinds: Kinds::Both,
-        },
-    )?;
-    print_events(&found.events, args.format)?;
-    if found.truncated {
+    let opts = SearchOptions {
+        since: time_arg("--since", &args.since)?,
+        until: time_arg("--until", &args.until)?,
+        limit: args.limit,
+        newest_first: false,
+        kinds: Kinds::Both,
+    };
+    // Each entry is rendered by the thread that read it; only the rendering is kept.
+    let (rendered, truncated) = match args.format {
+        Format::Jsonl => {
+            let found = reader.search_map(&q, &opts, &|ev| event_json_line(&ev))?;
+            (Rendered::Lines(found.items), found.truncated)
+        }
+        Format::Table => {
+            let found = reader.search_map(&q, &opts, &|ev| event_row(&ev))?;
+            (Rendered::Rows(found.items), found.truncated)
+        }
+    };
+    print_rendered(rendered)?;
+    if truncated {
         eprintln!("vigil: more entries follow (raise --limit, 0 for all)");
     }
     Ok(ExitCode::SUCCESS)

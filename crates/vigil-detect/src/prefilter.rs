@@ -1116,6 +1116,10 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
                 for l in &c {
                     if auto {
                         lits.push(t.auto(l));
+                    } else if let Some(&i) = t.index.get(&(l.text.clone(), l.digits)) {
+                        // The automaton has this literal for another clause: its bit answers
+                        // (found, or implied: counting it present is safe), no search needed.
+                        lits.push(i);
                     } else {
                         finds.push(t.finder(l));
                     }

@@ -53,7 +53,8 @@ mod value;
 
 pub use compile::{Config, RuleInfo, RuleKind, RuleSet, RuleSource};
 pub use correlation::{
-    ContributingEvent, CorrKind, CorrelationAlert, CorrelationState, CorrelationStats, Limits, Op,
+    Carried, ContributingEvent, CorrKind, CorrelationAlert, CorrelationState, CorrelationStats,
+    Limits, Op, StateLayout,
 };
 pub use error::{RejectKind, RuleError};
 pub use eval::Match;

@@ -853,3 +853,60 @@ fn matches_then_correlate_is_process() {
     assert!(found.iter().all(|m| s.rules()[m.rule].alerts));
     assert!((0..s.rules().len()).any(|r| s.feeds_correlation(r)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// carrying state across a rule reload
+
+const COUNT3: &str = "title: corr\nname: corr\ncorrelation:\n  type: event_count\n  rules: [a]\n  group-by: [user.username]\n  timespan: 1m\n  condition: {gte: 3}\n";
+
+#[test]
+fn a_reload_that_adds_rules_keeps_the_counts() {
+    let old = set(&format!("{BASE}{COUNT3}"));
+    let mut st = CorrelationState::new();
+    assert!(feed(&old, &mut st, &[(0, ev("a", "u")), (S, ev("a", "u"))]).is_empty());
+    let layout = old.state_layout();
+    // The new set numbers everything differently: a rule before the others, one more correlation.
+    let extra = "title: Z\nname: z\nlogsource: {product: kubernetes, service: audit}\ndetection: {sel: {verb: z}, condition: sel}\n---\n";
+    let other = "---\ntitle: other\nname: other\ncorrelation:\n  type: event_count\n  rules: [b]\n  group-by: [user.username]\n  timespan: 1m\n  condition: {gte: 2}\n";
+    let new = set(&format!("{extra}{BASE}{COUNT3}{other}"));
+    let (mut st, carried) = st.carry_over(&layout, &new);
+    assert_eq!((carried.kept, carried.reset), (1, 0));
+    let mut a = feed(&new, &mut st, &[(2 * S, ev("a", "u"))]);
+    new.flush(&mut st, i64::MAX, &mut a);
+    assert_eq!(a.len(), 1, "the third event completes the count begun before the reload");
+    assert_eq!(times(&a[0]), [0, S, 2 * S]);
+    assert_eq!(a[0].events[0].id.as_deref(), Some("a-u"));
+}
+
+#[test]
+fn a_changed_correlation_starts_empty() {
+    let old = set(&format!("{BASE}{COUNT3}"));
+    let mut st = CorrelationState::new();
+    feed(&old, &mut st, &[(0, ev("a", "u")), (S, ev("a", "u"))]);
+    let new = set(&format!("{BASE}{}", COUNT3.replace("timespan: 1m", "timespan: 2m")));
+    let (mut st, carried) = st.carry_over(&old.state_layout(), &new);
+    assert_eq!((carried.kept, carried.reset), (0, 1));
+    let mut a = feed(&new, &mut st, &[(2 * S, ev("a", "u"))]);
+    new.flush(&mut st, i64::MAX, &mut a);
+    assert!(a.is_empty(), "{a:#?}");
+}
+
+#[test]
+fn buffered_matches_follow_their_rules_across_a_reload() {
+    let limits = Limits {
+        allowed_lateness_ms: 10 * S,
+        ..Limits::default()
+    };
+    let old = set_with(&format!("{BASE}{COUNT3}"), limits.clone());
+    let mut st = CorrelationState::new();
+    feed(&old, &mut st, &[(0, ev("a", "u")), (S, ev("a", "u"))]);
+    assert!(st.pending() > 0, "held in the reorder buffer");
+    let extra = "title: Z\nname: z\nlogsource: {product: kubernetes, service: audit}\ndetection: {sel: {verb: z}, condition: sel}\n---\n";
+    let new = set_with(&format!("{extra}{BASE}{COUNT3}"), limits);
+    let (mut st, _) = st.carry_over(&old.state_layout(), &new);
+    assert_eq!(st.pending(), 2);
+    let mut a = feed(&new, &mut st, &[(2 * S, ev("a", "u"))]);
+    new.flush(&mut st, i64::MAX, &mut a);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].rule, new.rules().iter().position(|r| r.title == "corr").unwrap());
+}

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use vigil_detect::{
-    CorrelationAlert, CorrelationState, Event, Match, RuleInfo, RuleSet, RuleSource,
+    CorrelationAlert, CorrelationState, Event, Match, RuleInfo, RuleSet, RuleSource, StateLayout,
 };
 use vigil_model::alert::{level_rank, Alert, AlertRule, EvidenceRef};
 use vigil_model::yaml::{parse_documents, Node};
@@ -99,6 +99,9 @@ pub struct Checkpoint {
     /// Partition id -> next record to see.
     pub positions: BTreeMap<u32, u64>,
     pub state: CorrelationState,
+    /// What the state's indices mean (absent in checkpoints of older versions).
+    #[serde(default)]
+    pub layout: Option<StateLayout>,
     pub buffered: Vec<DetectItem>,
     pub watermark_us: i64,
     pub max_time_us: i64,
@@ -167,9 +170,29 @@ impl Detection {
             cp.watermark_us = i64::MIN;
             cp.max_time_us = i64::MIN;
         }
+        // The rules may have been edited while the service was down: the state is re-indexed
+        // onto the rules loaded now (a state read with other rules' indices would feed the
+        // wrong correlations).
+        let state = match &cp.layout {
+            Some(layout) => {
+                let (state, carried) = cp.state.carry_over(layout, &rules.set);
+                if carried.reset > 0 {
+                    eprintln!(
+                        "vigil serve: {} correlation(s) changed since the checkpoint start empty; {} keep their state",
+                        carried.reset, carried.kept
+                    );
+                }
+                state
+            }
+            None if cp.state.groups() > 0 || cp.state.pending() > 0 => {
+                eprintln!("vigil serve: the checkpoint does not say which rules its correlation state belongs to (older version): correlations start empty");
+                CorrelationState::new()
+            }
+            None => cp.state,
+        };
         let mut d = Detection {
             rules,
-            state: cp.state,
+            state,
             buffer: BTreeMap::new(),
             next_no: 0,
             watermark_us: cp.watermark_us,
@@ -237,10 +260,15 @@ impl Detection {
                 Ok(DetectMsg::Reload(rules)) => {
                     self.release(true);
                     if rules.signature() != self.rules.signature() {
-                        self.state = CorrelationState::new();
+                        let layout = self.rules.set.state_layout();
+                        let (state, carried) =
+                            std::mem::take(&mut self.state).carry_over(&layout, &rules.set);
+                        self.state = state;
                         eprintln!(
-                            "vigil serve: rules reloaded ({} rules); correlation state reset",
-                            rules.set.rules().len()
+                            "vigil serve: rules reloaded ({} rules); correlation state kept for {} correlation(s), reset for {} that changed",
+                            rules.set.rules().len(),
+                            carried.kept,
+                            carried.reset
                         );
                     } else {
                         eprintln!("vigil serve: rules reloaded (unchanged)");
@@ -487,6 +515,7 @@ impl Detection {
         Checkpoint {
             positions: self.positions.clone(),
             state: self.state.clone(),
+            layout: Some(self.rules.set.state_layout()),
             buffered: self.buffer.values().cloned().collect(),
             watermark_us: self.watermark_us,
             max_time_us: self.max_time_us,
@@ -498,6 +527,7 @@ impl Detection {
         let cp = Checkpoint {
             positions: self.positions.clone(),
             state: self.state.clone(),
+            layout: Some(self.rules.set.state_layout()),
             buffered: self.buffer.values().cloned().collect(),
             watermark_us: self.watermark_us,
             max_time_us: self.max_time_us,
@@ -667,14 +697,21 @@ mod tests {
     }
 
     fn detection() -> (Detection, std::sync::mpsc::Receiver<WriterMsg>, Arc<Shared>) {
-        let sources = vec![RuleSource::new("t.yml", RULES)];
+        detection_with(RULES, None)
+    }
+
+    fn detection_with(
+        rules: &str,
+        restored: Option<Checkpoint>,
+    ) -> (Detection, std::sync::mpsc::Receiver<WriterMsg>, Arc<Shared>) {
+        let sources = vec![RuleSource::new("t.yml", rules)];
         let (set, errors) = RuleSet::compile(&sources, &Config::default());
         assert!(errors.is_empty(), "{errors:?}");
         let shared = Arc::new(Shared::new(1000, std::env::temp_dir()));
         let (tx, rx) = std::sync::mpsc::channel();
         let d = Detection::new(
             Rules::new(set, &sources),
-            None,
+            restored,
             Duration::from_secs(10),
             Duration::from_secs(60),
             Vec::new(),
@@ -723,5 +760,42 @@ mod tests {
         assert_eq!(cp.positions.get(&1), Some(&5));
         d.release(true);
         assert!(d.buffer.is_empty());
+    }
+
+    #[test]
+    fn a_restart_with_edited_rules_keeps_the_unchanged_correlations() {
+        let (mut d, _rx, _) = detection();
+        d.push(item(1, 1000));
+        d.release(true);
+        let cp: Checkpoint = serde_json::from_slice(&d.checkpoint_bytes()).unwrap();
+        assert!(cp.layout.is_some());
+        // A rule added in front renumbers every rule and correlation.
+        let edited = format!(
+            "title: Get\nid: get\nlogsource: {{product: kubernetes, service: audit}}\ndetection: {{sel: {{verb: get}}, condition: sel}}\nlevel: low\n---\n{RULES}"
+        );
+        let (mut d, rx, _) = detection_with(&edited, Some(cp));
+        d.push(item(2, 1003));
+        d.release(true);
+        d.emit();
+        let a = alerts(&rx);
+        assert_eq!(
+            a.iter().filter(|j| j.contains("two-deletes")).count(),
+            1,
+            "the delete before the restart still counts: {a:?}"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_without_a_layout_starts_correlations_empty() {
+        let (mut d, _rx, _) = detection();
+        d.push(item(1, 1000));
+        d.release(true);
+        let mut cp: Checkpoint = serde_json::from_slice(&d.checkpoint_bytes()).unwrap();
+        cp.layout = None;
+        let (mut d, rx, _) = detection_with(RULES, Some(cp));
+        d.push(item(2, 1003));
+        d.release(true);
+        d.emit();
+        assert!(alerts(&rx).iter().all(|j| !j.contains("two-deletes")));
     }
 }

@@ -45,6 +45,36 @@ pub(crate) struct Group {
     acc: Acc,
 }
 
+impl Group {
+    /// Every remembered event of the group (to re-index their rules after a reload).
+    pub(crate) fn evidence_mut(&mut self, f: &mut dyn FnMut(&mut super::Ev)) {
+        match &mut self.acc {
+            Acc::Count { evidence, .. } | Acc::Sum { evidence, .. } => {
+                evidence.iter_mut().for_each(f)
+            }
+            Acc::Distinct { vals, .. } => vals
+                .iter_mut()
+                .flat_map(|s| s.evidence.iter_mut())
+                .for_each(f),
+            Acc::Temporal { slots } => slots
+                .iter_mut()
+                .flatten()
+                .flat_map(|s| s.evidence.iter_mut())
+                .for_each(f),
+            Acc::Ordered { stages } => stages
+                .iter_mut()
+                .flatten()
+                .flat_map(|c| c.evidence.iter_mut())
+                .for_each(f),
+            Acc::Window(w) => {
+                if let Some(w) = w {
+                    w.evidence.iter_mut().for_each(f)
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Seen {
     t: i64,

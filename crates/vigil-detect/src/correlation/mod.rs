@@ -42,6 +42,7 @@
 //!   serializable, for checkpoints.
 
 pub(crate) mod build;
+mod carry;
 mod cond;
 mod engine;
 mod group;
@@ -51,6 +52,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use carry::{Carried, StateLayout};
 pub use cond::Op;
 pub(crate) use cond::{expr_names, parse_expr, Cond};
 

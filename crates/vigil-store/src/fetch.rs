@@ -142,17 +142,23 @@ fn run<T>(
                 Decoder::new(part.dicts.get(&b.segment).map(|d| &d[..])).map_err(StoreError::Io)?,
             ),
         };
-        let mut emit = |w: &Want, r: &StoredRecord| {
+        let mut emit = |w: &Want, r: StoredRecord| {
             if let Some(t) = f(event_of(part, r)) {
                 out.push((w.slot, t));
             }
         };
         if g.len() >= DENSE {
-            let recs = journal::read_block(&part.dir, b, dec)?;
-            for w in g.iter() {
-                let r = recs.get(w.offset).ok_or_else(|| {
+            let mut recs = journal::read_block(&part.dir, b, dec)?;
+            for (k, w) in g.iter().enumerate() {
+                let r = recs.get_mut(w.offset).ok_or_else(|| {
                     StoreError::Corrupt(format!("{}: malformed record payload", part.name))
                 })?;
+                // The same record wanted again (sorted: next to this one) needs a copy.
+                let r = if g.get(k + 1).is_some_and(|n| n.offset == w.offset) {
+                    r.clone()
+                } else {
+                    std::mem::replace(r, taken())
+                };
                 emit(w, r);
             }
         } else {
@@ -161,10 +167,23 @@ fn run<T>(
                 let r = payload
                     .record(w.offset)
                     .map_err(|e| StoreError::Corrupt(format!("{}: {e}", part.name)))?;
-                emit(w, &r);
+                emit(w, r);
             }
             buf = payload.into_buffer();
         }
     }
     Ok(out)
+}
+
+/// What is left where a decoded record was taken out.
+fn taken() -> StoredRecord {
+    StoredRecord {
+        seq: 0,
+        received: 0,
+        event_time: 0,
+        source: String::new(),
+        flags: 0,
+        raw: Vec::new(),
+        doc: Vec::new(),
+    }
 }

@@ -68,14 +68,14 @@ impl StoredEvent {
 }
 
 /// A record of `part` as a `StoredEvent` (its normalized document rebuilt).
-pub(crate) fn event_of(part: &PartInfo, r: &StoredRecord) -> StoredEvent {
+pub(crate) fn event_of(part: &PartInfo, r: StoredRecord) -> StoredEvent {
     StoredEvent {
         partition: part.name.clone(),
         dataset: part.dataset.clone(),
         seq: r.seq,
         loc: index::loc(part.id, r.seq),
-        record: r.clone(),
         doc: prepare::materialize(r.flags, &r.raw, &r.doc),
+        record: r,
     }
 }
 
@@ -275,7 +275,7 @@ impl Reader {
     }
 
     fn event(&self, part: &PartInfo, r: &StoredRecord) -> StoredEvent {
-        event_of(part, r)
+        event_of(part, r.clone())
     }
 
     /// The record at `loc`, if it is served.

@@ -873,7 +873,11 @@ fn a_reload_that_adds_rules_keeps_the_counts() {
     assert_eq!((carried.kept, carried.reset), (1, 0));
     let mut a = feed(&new, &mut st, &[(2 * S, ev("a", "u"))]);
     new.flush(&mut st, i64::MAX, &mut a);
-    assert_eq!(a.len(), 1, "the third event completes the count begun before the reload");
+    assert_eq!(
+        a.len(),
+        1,
+        "the third event completes the count begun before the reload"
+    );
     assert_eq!(times(&a[0]), [0, S, 2 * S]);
     assert_eq!(a[0].events[0].id.as_deref(), Some("a-u"));
 }
@@ -883,7 +887,10 @@ fn a_changed_correlation_starts_empty() {
     let old = set(&format!("{BASE}{COUNT3}"));
     let mut st = CorrelationState::new();
     feed(&old, &mut st, &[(0, ev("a", "u")), (S, ev("a", "u"))]);
-    let new = set(&format!("{BASE}{}", COUNT3.replace("timespan: 1m", "timespan: 2m")));
+    let new = set(&format!(
+        "{BASE}{}",
+        COUNT3.replace("timespan: 1m", "timespan: 2m")
+    ));
     let (mut st, carried) = st.carry_over(&old.state_layout(), &new);
     assert_eq!((carried.kept, carried.reset), (0, 1));
     let mut a = feed(&new, &mut st, &[(2 * S, ev("a", "u"))]);
@@ -908,5 +915,8 @@ fn buffered_matches_follow_their_rules_across_a_reload() {
     let mut a = feed(&new, &mut st, &[(2 * S, ev("a", "u"))]);
     new.flush(&mut st, i64::MAX, &mut a);
     assert_eq!(a.len(), 1);
-    assert_eq!(a[0].rule, new.rules().iter().position(|r| r.title == "corr").unwrap());
+    assert_eq!(
+        a[0].rule,
+        new.rules().iter().position(|r| r.title == "corr").unwrap()
+    );
 }

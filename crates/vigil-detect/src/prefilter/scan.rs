@@ -1,0 +1,283 @@
+//! The per-event scan: the automaton search over the ASCII-lowercased raw text (after the
+//! poison check), the on-demand finder searches and the fractional-number check that answer
+//! whether a rule may match, and the pruned parse of the event down to what the rules the scan
+//! lets through read. Kept apart from building the prefilter: this is the hot path.
+
+use super::{pruned, Clause, Prefilter};
+
+/// Per thread: pruning trees by prefilter, then by the set of rules the prefilter let through.
+type TreeCache =
+    std::collections::HashMap<u64, std::collections::HashMap<Vec<u64>, std::rc::Rc<pruned::Tree>>>;
+
+thread_local! {
+    static TREES: std::cell::RefCell<TreeCache> = std::cell::RefCell::new(TreeCache::new());
+}
+
+/// Per-thread scratch space, reused from event to event.
+#[derive(Default)]
+struct Buffers {
+    folded: Vec<u8>,
+    found: Vec<u64>,
+    /// Rule positions whose first clause holds (see [`Clause::gate`]).
+    open: Vec<u64>,
+    /// Per finder: 0 not searched yet, 1 present, 2 absent.
+    memo: Vec<u8>,
+}
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
+}
+
+pub(crate) struct Scan<'r> {
+    pf: &'r Prefilter,
+    /// Rule positions whose first clause holds (see [`Clause::gate`]), out of `buf`.
+    open: Vec<u64>,
+    buf: std::cell::RefCell<Buffers>,
+    poisoned: bool,
+    raw: &'r str,
+    odd_numbers: std::cell::OnceCell<bool>,
+    /// The event parsed down to what the rules it may match read.
+    pruned: std::cell::OnceCell<Option<serde_json::Value>>,
+}
+
+impl Drop for Scan<'_> {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(self.buf.get_mut());
+        buf.open = std::mem::take(&mut self.open);
+        BUFFERS.with(|b| *b.borrow_mut() = buf);
+    }
+}
+
+/// Finders for what makes the text unreliable: `\u` and `\/` escapes (an escaped backslash
+/// before `u` counts too: harmless), and the two characters whose lowercase is ASCII (KELVIN
+/// SIGN, LATIN CAPITAL LETTER I WITH DOT ABOVE).
+fn poison_finders() -> &'static [memchr::memmem::Finder<'static>; 4] {
+    static F: std::sync::OnceLock<[memchr::memmem::Finder<'static>; 4]> =
+        std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        [
+            memchr::memmem::Finder::new(b"\\u"),
+            memchr::memmem::Finder::new(b"\\/"),
+            memchr::memmem::Finder::new("\u{212A}".as_bytes()),
+            memchr::memmem::Finder::new("\u{130}".as_bytes()),
+        ]
+    })
+}
+
+fn poisoned(b: &[u8]) -> bool {
+    let f = poison_finders();
+    if f[0].find(b).is_some() || f[1].find(b).is_some() {
+        return true;
+    }
+    // Both characters start with a byte above 0x7f: skip the search for ASCII text.
+    !b.is_ascii() && (f[2].find(b).is_some() || f[3].find(b).is_some())
+}
+
+impl Prefilter {
+    pub(crate) fn scan<'r>(&'r self, raw: &'r str) -> Scan<'r> {
+        let mut buf = BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        let poisoned = poisoned(raw.as_bytes());
+        if !poisoned {
+            buf.folded.clear();
+            buf.folded
+                .extend(raw.bytes().map(|b| b.to_ascii_lowercase()));
+            buf.found.clear();
+            buf.found.resize(self.nlits.div_ceil(64), 0);
+            buf.memo.clear();
+            buf.memo.resize(self.finders.len(), 0);
+            self.search(&mut buf);
+            buf.open.clear();
+            buf.open.resize(self.rules.len().div_ceil(64), 0);
+            for (w, &bits) in buf.found.iter().enumerate() {
+                let mut bits = bits;
+                while bits != 0 {
+                    let l = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    for &r in &self.gated[l] {
+                        buf.open[(r / 64) as usize] |= 1 << (r % 64);
+                    }
+                }
+            }
+        }
+        Scan {
+            pf: self,
+            open: std::mem::take(&mut buf.open),
+            buf: std::cell::RefCell::new(buf),
+            poisoned,
+            raw,
+            odd_numbers: std::cell::OnceCell::new(),
+            pruned: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Marks every automaton literal present in the folded text.
+    fn search(&self, buf: &mut Buffers) {
+        let text = &buf.folded;
+        let found = &mut buf.found;
+        let mut at = 0;
+        'outer: while at < text.len() {
+            let input = aho_corasick::Input::new(text).range(at..);
+            for m in self.ac.find_iter(input) {
+                let id = m.pattern().as_usize();
+                for &(l, cx) in &self.core_lits[id] {
+                    if cx.holds(text, m.start(), m.end()) {
+                        found[(l / 64) as usize] |= 1 << (l % 64);
+                    }
+                }
+                for &l in &self.implied[id] {
+                    found[(l / 64) as usize] |= 1 << (l % 64);
+                }
+                let k = self.restart[id];
+                if k < m.len() {
+                    // A longer core may start inside this match: search again from there.
+                    at = m.start() + k;
+                    continue 'outer;
+                }
+            }
+            break;
+        }
+    }
+}
+
+impl<'r> Scan<'r> {
+    /// The document to evaluate rules on: the event's own when it is parsed already, else the
+    /// raw text parsed down to the fields read by the rules the prefilter lets through (see
+    /// [`pruned`]), else (the pruned parse cannot tell) the whole document. `None`: the text is
+    /// not a JSON object.
+    pub(crate) fn doc<'s>(&'s self, ev: &'s crate::Event<'_>) -> Option<&'s serde_json::Value> {
+        if ev.is_parsed() || ev.raw().map(str::as_ptr) != Some(self.raw.as_ptr()) {
+            return ev.doc();
+        }
+        match self.pruned.get_or_init(|| self.tree().parse(self.raw)) {
+            Some(v) => Some(v),
+            None => ev.doc(),
+        }
+    }
+
+    /// The pruning tree for the rules this event may match (cached per thread).
+    fn tree(&self) -> std::rc::Rc<pruned::Tree> {
+        let rules = &self.pf.rules;
+        let mut set = [0u64; 4];
+        let mut big = Vec::new();
+        let set: &mut [u64] = if rules.len() <= 256 {
+            &mut set[..rules.len().div_ceil(64)]
+        } else {
+            big.resize(rules.len().div_ceil(64), 0);
+            &mut big
+        };
+        for (i, r) in rules.iter().enumerate() {
+            if !r.whole && self.may_match(&r.required) {
+                set[i / 64] |= 1 << (i % 64);
+            }
+        }
+        TREES.with(|c| {
+            let mut c = c.borrow_mut();
+            let c = c.entry(self.pf.id).or_default();
+            if let Some(t) = c.get(&*set) {
+                return t.clone();
+            }
+            if c.len() >= 4096 {
+                c.clear();
+            }
+            let paths: Vec<&crate::event::FieldPath> = rules
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| set[i / 64] & (1 << (i % 64)) != 0)
+                .flat_map(|(_, r)| r.paths.iter())
+                .collect();
+            let t = std::rc::Rc::new(pruned::Tree::new(&paths));
+            c.insert(set.to_vec(), t.clone());
+            t
+        })
+    }
+
+    /// Whether the rule at this position needs the whole document (see [`Scan::doc`]).
+    pub(crate) fn needs_whole(&self, pos: usize) -> bool {
+        self.pf.rules.get(pos).is_none_or(|r| r.whole)
+    }
+
+    /// False when the rule provably cannot match the event.
+    #[inline]
+    pub(crate) fn may_match(&self, required: &[Clause]) -> bool {
+        if self.poisoned {
+            return true;
+        }
+        match required.first() {
+            Some(c) if c.gate != u32::MAX => {
+                self.open[(c.gate / 64) as usize] & (1 << (c.gate % 64)) != 0
+                    && self.holds(&required[1..])
+            }
+            _ => self.holds(required),
+        }
+    }
+
+    /// Whether every clause holds.
+    fn holds(&self, clauses: &[Clause]) -> bool {
+        if clauses.is_empty() {
+            return true;
+        }
+        let mut buf = self.buf.borrow_mut();
+        let buf = &mut *buf;
+        clauses.iter().all(|c| {
+            let present = c
+                .lits
+                .iter()
+                .any(|&p| buf.found[(p / 64) as usize] & (1 << (p % 64)) != 0)
+                || c.finds.iter().any(|&f| {
+                    let f = f as usize;
+                    if buf.memo[f] == 0 {
+                        let hit = self.pf.finders[f].present(&buf.folded);
+                        buf.memo[f] = if hit { 1 } else { 2 };
+                    }
+                    buf.memo[f] == 1
+                });
+            present || (c.numeric && *self.odd_numbers.get_or_init(|| has_odd_numbers(self.raw)))
+        })
+    }
+}
+
+/// Whether the JSON text has a number (outside strings) that is not a plain integer of at most
+/// 18 digits.
+pub(crate) fn has_odd_numbers(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                // Skip the string.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &b[i..]) {
+                        None => return false,
+                        Some(o) => {
+                            if b[i + o] == b'\\' {
+                                i += o + 2;
+                            } else {
+                                i += o + 1;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                let mut digits = 0;
+                while i < b.len() {
+                    match b[i] {
+                        b'0'..=b'9' => digits += 1,
+                        b'-' | b'+' => {}
+                        b'.' | b'e' | b'E' => return true,
+                        _ => break,
+                    }
+                    i += 1;
+                }
+                if digits >= 19 || i == start {
+                    return true;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    false
+}

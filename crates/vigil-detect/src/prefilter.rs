@@ -35,6 +35,11 @@
 //! The scan finds every pattern occurrence without an overlapping search: a leftmost-longest
 //! search restarted one byte after each match start reports the longest pattern starting at
 //! each position, and every pattern that is a prefix of a found one is marked found with it.
+//!
+//! This module holds the prefilter's data; the work is in submodules: `cnf` extracts literals
+//! and builds a condition's clauses, `rank` orders them by selectivity, `build` makes the
+//! automaton and finders of a dataset, `scan` runs them over an event (and the pruned parse,
+//! `pruned`), `report` gives the diagnostics the bench example prints.
 
 use aho_corasick::AhoCorasick;
 

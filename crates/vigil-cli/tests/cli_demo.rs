@@ -1,22 +1,12 @@
 //! `vigil demo`: the built-in attack through the `vigil serve` pipeline, its alerts, the
 //! incident, its report and runbook; and `--keep DIR` leaves a store the other commands read.
 
-use std::process::{Command, Output};
+mod common;
+
+use common::{text, vigil};
+use std::process::Command;
 
 use serde_json::Value;
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("VIGIL_DATA_DIR")
-        .output()
-        .expect("run vigil")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// The text of section `n` (`== n. Title ==` up to the next section).
 fn section(out: &str, n: u32) -> String {

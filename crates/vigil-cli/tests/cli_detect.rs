@@ -1,5 +1,8 @@
 //! `vigil detect`, `vigil rules` and `vigil explain` as a user runs them.
 
+mod common;
+
+use common::text;
 use std::process::{Command, Output};
 
 fn vigil(args: &[&str]) -> Output {
@@ -8,10 +11,6 @@ fn vigil(args: &[&str]) -> Output {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run vigil")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn alerts(out: &Output) -> Vec<serde_json::Value> {

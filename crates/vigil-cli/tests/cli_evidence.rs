@@ -2,35 +2,14 @@
 //! multi-source attack of `examples/scenario/` (SSH brute force, a CI service account that
 //! enumerates secrets, execs into pods and binds itself cluster-admin).
 
+mod common;
+
+use common::{ok, text, vigil};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("VIGIL_DATA_DIR")
-        .output()
-        .expect("run vigil")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use std::process::Command;
 
 fn d(dir: &Path) -> &str {
     dir.to_str().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = vigil(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 fn scenario() -> Vec<String> {

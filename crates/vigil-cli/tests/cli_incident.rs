@@ -3,6 +3,9 @@
 //! bastion, a service-account token used from it, secrets enumerated, a privileged pod, exec,
 //! a cluster-admin binding, SSH fan-out).
 
+mod common;
+
+use common::text;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -36,10 +39,6 @@ fn vigil_env(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 fn vigil(args: &[&str]) -> Output {
     vigil_env(args, &[])
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn ok(args: &[&str]) -> String {

@@ -1,5 +1,8 @@
 //! `vigil policy` as a user runs it: the real binary, fixture files, exit codes, golden output.
 
+mod common;
+
+use common::text;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -22,10 +25,6 @@ fn vigil_stdin(args: &[&str], input: &[u8]) -> Output {
         .expect("run vigil");
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! `vigil readiness`: blind detections under a policy, lint findings, sources, retention, and
 //! the exit code, through the real binary.
 
+mod common;
+
+use common::text;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -18,10 +21,6 @@ fn vigil(args: &[&str]) -> Output {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run vigil")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// The JSON report: every finding, with its section.

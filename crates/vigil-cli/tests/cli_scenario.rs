@@ -3,6 +3,9 @@
 //! expected correlation alerts, each pointing at the right files and lines, and the decoys
 //! raise nothing.
 
+mod common;
+
+use common::text;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
 
@@ -19,10 +22,6 @@ fn vigil(args: &[&str]) -> Output {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run vigil")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn lines_of(path: &str) -> Vec<String> {

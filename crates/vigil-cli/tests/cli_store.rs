@@ -2,21 +2,11 @@
 //! a small committed fixture (`tests/fixtures/store/`: Kubernetes audit with an attack chain, a
 //! duplicate delivery and a Secret read with its data; an auth.log of the same morning).
 
+mod common;
+
+use common::{ok, text, vigil};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("VIGIL_DATA_DIR")
-        .output()
-        .expect("run vigil")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use std::process::{Command, Stdio};
 
 const AUDIT: &str = "tests/fixtures/store/audit.jsonl";
 const AUTH: &str = "tests/fixtures/store/auth.log";
@@ -33,17 +23,6 @@ fn store() -> tempfile::TempDir {
         "{err}"
     );
     dir
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = vigil(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// JSON lines without the receive time (the time of the test run).

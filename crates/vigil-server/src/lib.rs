@@ -151,48 +151,8 @@ pub fn run(cfg: Config, loader: Option<RulesLoader>) -> Result<(), String> {
 
     let (wtx, wrx) = mpsc::channel::<WriterMsg>();
     // Detection.
-    let (dtx, detect_thread) = match (&loader, cfg.detection.enabled) {
-        (Some(load), true) => {
-            let rules = load()?;
-            let ckpt_path = state_dir.join("detect.json");
-            let restored: Option<detect::Checkpoint> = std::fs::read(&ckpt_path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            let first_start = restored.is_none();
-            let positions = restored
-                .as_ref()
-                .map(|c| c.positions.clone())
-                .unwrap_or_default();
-            let (items, start) = detect::replay_items(&dir, &positions, first_start)?;
-            if !items.is_empty() {
-                eprintln!(
-                    "vigil serve: detection: {} stored events after the last checkpoint are evaluated again",
-                    items.len()
-                );
-            }
-            let mut d = Detection::new(
-                rules,
-                restored,
-                cfg.detection.allowed_lateness.0,
-                cfg.detection.checkpoint_interval.0,
-                cfg.sinks.clone(),
-                cfg.suppress.clone(),
-                shared.clone(),
-                wtx.clone(),
-            );
-            d.set_positions(start);
-            d.replay(items);
-            writer::write_atomic(&ckpt_path, &d.checkpoint_bytes())
-                .map_err(|e| format!("{}: {e}", ckpt_path.display()))?;
-            let (dtx, drx) = mpsc::channel();
-            let h = std::thread::Builder::new()
-                .name("detect".into())
-                .spawn(move || d.run(drx))
-                .map_err(|e| e.to_string())?;
-            (Some(dtx), Some(h))
-        }
-        _ => (None, None),
-    };
+    let (dtx, detect_thread) =
+        start_detection(&cfg, loader.as_ref(), &dir, &state_dir, &shared, &wtx)?;
     let w = Writer::new(
         store,
         dir.clone(),
@@ -429,4 +389,64 @@ async fn wait_for_signals(
 /// Whether `path` looks like a Vigil data directory in use by a running service.
 pub fn state_dir(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("server")
+}
+
+/// The detection thread over `dir`: the rules, the correlation checkpoint of `state_dir`
+/// restored, and the events stored after it evaluated again. Shared by `vigil serve` and
+/// `replay` so both run one pipeline.
+#[allow(clippy::type_complexity)]
+pub(crate) fn start_detection(
+    cfg: &Config,
+    loader: Option<&RulesLoader>,
+    dir: &Path,
+    state_dir: &Path,
+    shared: &Arc<Shared>,
+    wtx: &mpsc::Sender<WriterMsg>,
+) -> Result<
+    (
+        Option<mpsc::Sender<DetectMsg>>,
+        Option<std::thread::JoinHandle<()>>,
+    ),
+    String,
+> {
+    let (Some(load), true) = (loader, cfg.detection.enabled) else {
+        return Ok((None, None));
+    };
+    let rules = load()?;
+    let ckpt_path = state_dir.join("detect.json");
+    let restored: Option<detect::Checkpoint> = std::fs::read(&ckpt_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let first_start = restored.is_none();
+    let positions = restored
+        .as_ref()
+        .map(|c| c.positions.clone())
+        .unwrap_or_default();
+    let (items, start) = detect::replay_items(dir, &positions, first_start)?;
+    if !items.is_empty() {
+        eprintln!(
+            "vigil serve: detection: {} stored events after the last checkpoint are evaluated again",
+            items.len()
+        );
+    }
+    let mut d = Detection::new(
+        rules,
+        restored,
+        cfg.detection.allowed_lateness.0,
+        cfg.detection.checkpoint_interval.0,
+        cfg.sinks.clone(),
+        cfg.suppress.clone(),
+        shared.clone(),
+        wtx.clone(),
+    );
+    d.set_positions(start);
+    d.replay(items);
+    writer::write_atomic(&ckpt_path, &d.checkpoint_bytes())
+        .map_err(|e| format!("{}: {e}", ckpt_path.display()))?;
+    let (dtx, drx) = mpsc::channel();
+    let h = std::thread::Builder::new()
+        .name("detect".into())
+        .spawn(move || d.run(drx))
+        .map_err(|e| e.to_string())?;
+    Ok((Some(dtx), Some(h)))
 }

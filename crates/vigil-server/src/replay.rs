@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use vigil_store::Store;
 
 use crate::config::{Config, SourceKind};
-use crate::detect::{self, DetectMsg, Detection, RulesLoader};
+use crate::detect::{DetectMsg, RulesLoader};
 use crate::files::Tailer;
 use crate::writer::{self, Offsets, Shared, Submission, Writer, WriterMsg};
 
@@ -60,42 +60,8 @@ pub fn replay_files(cfg: Config, loader: Option<RulesLoader>) -> Result<Replayed
     let shared = Arc::new(Shared::new(cfg.limits.queue_events, state_dir.clone()));
 
     let (wtx, wrx) = mpsc::channel::<WriterMsg>();
-    let (dtx, detect_thread) = match (&loader, cfg.detection.enabled) {
-        (Some(load), true) => {
-            let rules = load()?;
-            let ckpt_path = state_dir.join("detect.json");
-            let restored: Option<detect::Checkpoint> = std::fs::read(&ckpt_path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            let first_start = restored.is_none();
-            let positions = restored
-                .as_ref()
-                .map(|c| c.positions.clone())
-                .unwrap_or_default();
-            let (items, start) = detect::replay_items(&dir, &positions, first_start)?;
-            let mut d = Detection::new(
-                rules,
-                restored,
-                cfg.detection.allowed_lateness.0,
-                cfg.detection.checkpoint_interval.0,
-                Vec::new(),
-                cfg.suppress.clone(),
-                shared.clone(),
-                wtx.clone(),
-            );
-            d.set_positions(start);
-            d.replay(items);
-            writer::write_atomic(&ckpt_path, &d.checkpoint_bytes())
-                .map_err(|e| format!("{}: {e}", ckpt_path.display()))?;
-            let (dtx, drx) = mpsc::channel();
-            let h = std::thread::Builder::new()
-                .name("detect".into())
-                .spawn(move || d.run(drx))
-                .map_err(|e| e.to_string())?;
-            (Some(dtx), Some(h))
-        }
-        _ => (None, None),
-    };
+    let (dtx, detect_thread) =
+        crate::start_detection(&cfg, loader.as_ref(), &dir, &state_dir, &shared, &wtx)?;
     let w = Writer::new(
         store,
         dir.clone(),
@@ -248,7 +214,10 @@ mod tests {
                 ..Default::default()
             };
             let (set, _) = vigil_detect::RuleSet::compile(&vigil_detect::builtin::rules(), &cfg);
-            Ok(detect::Rules::new(set, &vigil_detect::builtin::rules()))
+            Ok(crate::detect::Rules::new(
+                set,
+                &vigil_detect::builtin::rules(),
+            ))
         });
         let r = replay_files(cfg(data.path(), logs.path()), Some(loader.clone())).unwrap();
         assert_eq!(r.sources.len(), 2);

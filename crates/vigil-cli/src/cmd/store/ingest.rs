@@ -40,8 +40,10 @@ pub struct IngestArgs {
     /// the import.
     #[arg(long, value_name = "[DATASET=]SPAN")]
     pub retention: Vec<String>,
-    /// Events per group commit (one fsync each).
-    #[arg(long, default_value_t = 16384, hide = true)]
+    /// Events per group commit (one fsync each). Up to four batches are in memory at once,
+    /// each event with its normalized document (~17 KB as a JSON tree for an audit event):
+    /// 4,096 keeps ingest near 340 MB where 16,384 took 1.2 GB, for ~5% more CPU.
+    #[arg(long, default_value_t = 4096, hide = true)]
     pub batch: usize,
     /// Logs to read (`-` or nothing: standard input).
     pub inputs: Vec<String>,

@@ -8,11 +8,11 @@
 //! timers; one that changed, or whose remembered events come from a rule that is gone, starts
 //! empty. A brute-force counter therefore survives a reload that only adds a rule.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::{CorrelationSpec, CorrelationState};
+use super::{CorrelationSpec, CorrelationState, Ev};
 use crate::compile::RuleInfo;
 use crate::RuleSet;
 
@@ -111,66 +111,50 @@ impl CorrelationState {
             stats: self.stats.clone(),
             ..CorrelationState::default()
         };
+        // Re-indexes a remembered event's rule; false when that rule is gone.
+        let remap = |ev: &mut Ev| match map_rule(ev.rule as usize) {
+            Some(r) => {
+                ev.rule = r as u32;
+                true
+            }
+            None => false,
+        };
         let mut carried = Carried::default();
-        let mut kept: Vec<Option<usize>> =
-            vec![None; self.groups.len().max(from.correlations.len())];
+        // Old correlation index -> new, for those whose state comes over.
+        let mut target = corr_map;
         for (ci, mut groups) in self.groups.into_iter().enumerate() {
-            let target = corr_map.get(ci).copied().flatten();
-            let mut ok = target.is_some();
-            for g in groups.values_mut() {
-                g.evidence_mut(&mut |ev| match map_rule(ev.rule as usize) {
-                    Some(r) => ev.rule = r as u32,
-                    None => ok = false,
-                });
-            }
-            match target {
-                Some(t) if ok => {
-                    if !groups.is_empty() {
-                        carried.kept += 1;
-                    }
-                    out.groups[t] = groups;
-                    out.swept[t] = self.swept.get(ci).copied().unwrap_or(i64::MIN);
-                    kept[ci] = Some(t);
-                }
-                _ => carried.reset += usize::from(!groups.is_empty()),
-            }
-        }
-        // Correlations without live groups keep their (empty) place too: their buffered
-        // matches and timers still count.
-        for (ci, slot) in kept.iter_mut().enumerate() {
-            if slot.is_none() && ci < corr_map.len() {
-                if let Some(t) = corr_map[ci] {
-                    if out.groups[t].is_empty() {
-                        *slot = Some(t);
-                    }
-                }
-            }
-        }
-        let mut pending = BTreeMap::new();
-        for (k, mut p) in self.pending {
-            let (Some(Some(c)), Some(r)) = (kept.get(p.corr), map_rule(p.rule)) else {
+            let Some(t) = target.get(ci).copied().flatten() else {
+                carried.reset += usize::from(!groups.is_empty());
                 continue;
             };
             let mut ok = true;
-            for ev in &mut p.evidence {
-                match map_rule(ev.rule as usize) {
-                    Some(r) => ev.rule = r as u32,
-                    None => ok = false,
-                }
+            for g in groups.values_mut() {
+                g.evidence_mut(&mut |ev| ok &= remap(ev));
             }
             if ok {
-                p.corr = *c;
-                p.rule = r;
-                pending.insert(k, p);
+                carried.kept += usize::from(!groups.is_empty());
+                out.groups[t] = groups;
+                out.swept[t] = self.swept.get(ci).copied().unwrap_or(i64::MIN);
+            } else {
+                carried.reset += 1;
+                target[ci] = None;
             }
         }
-        out.pending = pending;
+        let new_corr = |ci: usize| target.get(ci).copied().flatten();
+        for (k, mut p) in self.pending {
+            let (Some(c), Some(r)) = (new_corr(p.corr), map_rule(p.rule)) else {
+                continue;
+            };
+            if p.evidence.iter_mut().all(&remap) {
+                p.corr = c;
+                p.rule = r;
+                out.pending.insert(k, p);
+            }
+        }
         out.timers = self
             .timers
             .into_iter()
-            .filter_map(|(end, ci, key, start)| {
-                Some((end, kept.get(ci).copied().flatten()?, key, start))
-            })
+            .filter_map(|(end, ci, key, start)| Some((end, new_corr(ci)?, key, start)))
             .collect::<BTreeSet<_>>();
         (out, carried)
     }

@@ -391,10 +391,15 @@ pub fn state_dir(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("server")
 }
 
+/// The detection thread's input and handle (both `None` when detection is off).
+type DetectionThread = (
+    Option<mpsc::Sender<DetectMsg>>,
+    Option<std::thread::JoinHandle<()>>,
+);
+
 /// The detection thread over `dir`: the rules, the correlation checkpoint of `state_dir`
 /// restored, and the events stored after it evaluated again. Shared by `vigil serve` and
 /// `replay` so both run one pipeline.
-#[allow(clippy::type_complexity)]
 pub(crate) fn start_detection(
     cfg: &Config,
     loader: Option<&RulesLoader>,
@@ -402,13 +407,7 @@ pub(crate) fn start_detection(
     state_dir: &Path,
     shared: &Arc<Shared>,
     wtx: &mpsc::Sender<WriterMsg>,
-) -> Result<
-    (
-        Option<mpsc::Sender<DetectMsg>>,
-        Option<std::thread::JoinHandle<()>>,
-    ),
-    String,
-> {
+) -> Result<DetectionThread, String> {
     let (Some(load), true) = (loader, cfg.detection.enabled) else {
         return Ok((None, None));
     };

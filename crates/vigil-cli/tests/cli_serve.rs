@@ -589,6 +589,64 @@ fn webhook_auth_limits_malformed_duplicates_metrics_and_sigterm() {
     );
 }
 
+/// The status of one POST with `Authorization: Bearer TOKEN` (and no client certificate).
+fn post_with_token(c: &mut Client, token: &str) -> u16 {
+    let auth = format!("Bearer {token}");
+    let body = event_list(vec![event(&format!("t-{token}"), "ResponseComplete")]);
+    c.request("POST", &[("Authorization", auth.as_str())], &body)
+        .unwrap()
+        .status
+}
+
+/// SIGHUP reads `bearer_tokens_file` again: the new token gets in, the old one gets 401; a
+/// token file that went bad keeps the tokens in use, and the log names the file but never a
+/// token.
+#[test]
+fn sighup_reloads_bearer_tokens_and_keeps_them_on_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = certs(dir.path());
+    let (port, api) = (free_port(), free_port());
+    let cfg = webhook_config(dir.path(), &c, port, api, "");
+    let tokens = dir.path().join("tokens.txt");
+    let mut server = Server::start(&cfg, api);
+    let mut client = webhook_client(port, &c, false);
+    assert_eq!(post_with_token(&mut client, "s3cret-token"), 200);
+    assert_eq!(post_with_token(&mut client, "rotated-token"), 401);
+
+    fs::write(&tokens, "rotated-token,kube-apiserver,1\n").unwrap();
+    server.signal("HUP");
+    let ok = "vigil_token_reloads_total{source=\"apiserver\",result=\"ok\"}";
+    assert_eq!(server.wait_metric(ok, 1.0, 20), 1.0);
+    assert_eq!(post_with_token(&mut client, "rotated-token"), 200);
+    assert_eq!(post_with_token(&mut client, "s3cret-token"), 401);
+
+    // A bad file on reload: the tokens in use stay.
+    fs::remove_file(&tokens).unwrap();
+    server.signal("HUP");
+    let error = "vigil_token_reloads_total{source=\"apiserver\",result=\"error\"}";
+    assert_eq!(server.wait_metric(error, 1.0, 20), 1.0);
+    assert_eq!(post_with_token(&mut client, "rotated-token"), 200);
+    assert_eq!(post_with_token(&mut client, "s3cret-token"), 401);
+
+    assert!(server.term().success());
+    let log = fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.contains("bearer tokens reloaded from") && log.contains("1 added, 1 removed, 1 in use"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "bearer tokens not reloaded, the old ones stay in use: {}",
+            tokens.display()
+        )),
+        "{log}"
+    );
+    assert!(
+        !log.contains("rotated-token") && !log.contains("s3cret-token"),
+        "a token in the log: {log}"
+    );
+}
+
 /// Batches are sent; the server is killed (-9) mid-stream; it restarts; what was not
 /// acknowledged is sent again. Every acknowledged event must be stored exactly once.
 #[test]

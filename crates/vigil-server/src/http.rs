@@ -8,7 +8,6 @@
 //! that it comes back; 413 for oversize batches (and events: the rest of the batch is stored
 //! first); a malformed event is rejected alone, named in the response body, and counted.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,28 +28,18 @@ use tokio_rustls::TlsAcceptor;
 use vigil_store::prepare;
 
 use crate::config::WebhookSource;
+pub use crate::tokens::load_tokens;
+use crate::tokens::Tokens;
 use crate::writer::{Refused, Shared, Submission, WriterMsg};
 
 pub struct WebhookCtx {
     pub name: Arc<str>,
     pub cfg: WebhookSource,
-    pub tokens: HashSet<String>,
+    /// Swapped whole on SIGHUP; a request checks against one set.
+    pub tokens: Arc<Tokens>,
     pub shared: Arc<Shared>,
     pub writer: Sender<WriterMsg>,
     pub inflight: Arc<AtomicUsize>,
-}
-
-/// Bearer tokens, one per line (`#` comments; a CSV line keeps its first field, as in
-/// kube-apiserver's token file).
-pub fn load_tokens(path: &std::path::Path) -> Result<HashSet<String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| l.split(',').next().unwrap_or(l).trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect())
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -76,20 +65,6 @@ fn reply(status: StatusCode, body: Value) -> Resp {
 
 fn error(status: StatusCode, message: &str) -> Resp {
     reply(status, json!({ "error": message }))
-}
-
-/// Constant-time comparison of a presented token with the known ones.
-fn token_ok(tokens: &HashSet<String>, presented: &str) -> bool {
-    let mut ok = false;
-    for t in tokens {
-        let (a, b) = (t.as_bytes(), presented.as_bytes());
-        let mut diff = (a.len() != b.len()) as u8;
-        for i in 0..a.len().min(b.len()) {
-            diff |= a[i] ^ b[i];
-        }
-        ok |= diff == 0;
-    }
-    ok
 }
 
 /// Reads a body of at most `max` bytes. A longer one is read on (and thrown away, up to a
@@ -142,7 +117,7 @@ async fn webhook(req: Request<Incoming>, ctx: Arc<WebhookCtx>, client_cert: bool
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| token_ok(&ctx.tokens, t.trim()));
+            .is_some_and(|t| ctx.tokens.accepts(t.trim()));
     if !authed {
         return error(
             StatusCode::UNAUTHORIZED,

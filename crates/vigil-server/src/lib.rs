@@ -23,6 +23,7 @@ pub mod replay;
 pub mod sinks;
 pub mod syslog;
 pub mod tls;
+pub mod tokens;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -67,13 +68,11 @@ pub fn check_files(cfg: &Config) -> Vec<String> {
                     errors.push(format!("source {}: tls: {e}", s.name));
                 }
                 if let Some(p) = &w.bearer_tokens_file {
-                    match http::load_tokens(p) {
-                        Ok(t) if t.is_empty() => errors.push(format!(
-                            "source {}: {}: no tokens in it",
-                            s.name,
-                            p.display()
-                        )),
+                    match tokens::Tokens::load(Some(p)) {
                         Ok(_) => {}
+                        Err(e @ tokens::TokenError::Empty { .. }) => {
+                            errors.push(format!("source {}: {e}", s.name))
+                        }
                         Err(e) => {
                             errors.push(format!("source {}: bearer_tokens_file: {e}", s.name))
                         }
@@ -179,16 +178,18 @@ pub fn run(cfg: Config, loader: Option<RulesLoader>) -> Result<(), String> {
     let inflight = Arc::new(AtomicUsize::new(0));
     let stop_files = Arc::new(AtomicBool::new(false));
     let mut file_threads = Vec::new();
+    let mut webhook_tokens = Vec::new();
 
     let started: Result<(), String> = rt.block_on(async {
         for s in &cfg.sources {
             let name: Arc<str> = Arc::from(s.name.as_str());
             match &s.kind {
                 SourceKind::Webhook(wcfg) => {
-                    let tokens = match &wcfg.bearer_tokens_file {
-                        Some(p) => http::load_tokens(p)?,
-                        None => Default::default(),
-                    };
+                    let tokens = Arc::new(
+                        tokens::Tokens::load(wcfg.bearer_tokens_file.as_deref())
+                            .map_err(|e| format!("source {}: {e}", s.name))?,
+                    );
+                    webhook_tokens.push((name.clone(), tokens.clone()));
                     let acceptor = TlsAcceptor::from(tls::server_config(&wcfg.tls, true)?);
                     let listener = tokio::net::TcpListener::bind(wcfg.listen)
                         .await
@@ -288,7 +289,13 @@ pub fn run(cfg: Config, loader: Option<RulesLoader>) -> Result<(), String> {
         eprintln!("vigil serve: {e}");
     } else {
         eprintln!("vigil serve: ready (data in {})", dir.display());
-        rt.block_on(wait_for_signals(&cfg, &shared, loader.clone(), dtx.clone()));
+        rt.block_on(wait_for_signals(
+            &cfg,
+            &shared,
+            &webhook_tokens,
+            loader.clone(),
+            dtx.clone(),
+        ));
         eprintln!("vigil serve: stopping: draining in-flight requests");
     }
 
@@ -328,10 +335,12 @@ pub fn run(cfg: Config, loader: Option<RulesLoader>) -> Result<(), String> {
     started
 }
 
-/// Until SIGTERM/SIGINT: reloads rules on SIGHUP, watches for silent sources.
+/// Until SIGTERM/SIGINT: reloads bearer tokens and rules on SIGHUP, watches for silent
+/// sources.
 async fn wait_for_signals(
     cfg: &Config,
     shared: &Arc<Shared>,
+    webhook_tokens: &[(Arc<str>, Arc<tokens::Tokens>)],
     loader: Option<RulesLoader>,
     dtx: Option<mpsc::Sender<DetectMsg>>,
 ) {
@@ -352,6 +361,8 @@ async fn wait_for_signals(
             _ = term.recv() => return,
             _ = int.recv() => return,
             _ = hup.recv() => {
+                // Tokens first: cheap, and not held up by a slow rule compile.
+                tokio::task::block_in_place(|| tokens::reload_all(webhook_tokens, &shared.metrics));
                 match (&loader, &dtx) {
                     (Some(load), Some(d)) => match tokio::task::block_in_place(|| load()) {
                         Ok(rules) => {
@@ -363,7 +374,7 @@ async fn wait_for_signals(
                             shared.metrics.inc("vigil_rule_reloads_total", &[("result", "error")]);
                         }
                     },
-                    _ => eprintln!("vigil serve: SIGHUP: detection is off; nothing to reload"),
+                    _ => eprintln!("vigil serve: SIGHUP: detection is off; no rules to reload"),
                 }
             }
             _ = tick.tick() => {

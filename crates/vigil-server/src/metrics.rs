@@ -64,6 +64,9 @@ fn help(name: &str) -> &'static str {
         "vigil_correlation_groups" => "Live correlation groups.",
         "vigil_rules_loaded" => "Rules running.",
         "vigil_rule_reloads_total" => "Rule reloads (SIGHUP), per result.",
+        "vigil_token_reloads_total" => {
+            "Bearer token reloads (SIGHUP), per webhook source and result."
+        }
         _ => "",
     }
 }

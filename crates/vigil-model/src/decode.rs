@@ -11,6 +11,8 @@ use serde_json::value::RawValue;
 
 use crate::audit::Event;
 
+mod brackets;
+
 /// Why one record is not a usable audit event. Lines are absolute (1-based) in the input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
@@ -109,6 +111,26 @@ pub fn quick_event_time(text: &str) -> Option<crate::MicroTime> {
     })
 }
 
+/// Finders of `"auditID"` and `"items"`, built once.
+static FINDERS: std::sync::OnceLock<(
+    memchr::memmem::Finder<'static>,
+    memchr::memmem::Finder<'static>,
+)> = std::sync::OnceLock::new();
+
+fn finders() -> (
+    memchr::memmem::Finder<'static>,
+    memchr::memmem::Finder<'static>,
+) {
+    (
+        memchr::memmem::Finder::new(b"\"auditID\""),
+        memchr::memmem::Finder::new(b"\"items\""),
+    )
+}
+
+fn contains(text: &str, f: &memchr::memmem::Finder) -> bool {
+    f.find(text.as_bytes()).is_some()
+}
+
 /// Splits one JSON document into the texts of the events it holds, without decoding them: the
 /// document itself, or each item of an EventList. For detection, which parses lazily and only
 /// what a rule needs. A single event is checked cheaply (an object that names an auditID); an
@@ -123,7 +145,7 @@ pub fn split_event_texts(text: &str, line: usize) -> Vec<Result<&str, DecodeErro
                 reason: "expected a JSON object".into(),
             });
         }
-        if !t.contains("\"auditID\"") {
+        if !contains(t, &FINDERS.get_or_init(finders).0) {
             return Err(DecodeError::NotAnEvent {
                 line,
                 item,
@@ -132,7 +154,7 @@ pub fn split_event_texts(text: &str, line: usize) -> Vec<Result<&str, DecodeErro
         }
         Ok(t)
     }
-    if !text.contains("\"items\"") {
+    if !contains(text, &FINDERS.get_or_init(finders).1) {
         return vec![looks_like_event(text, line, None)];
     }
     match serde_json::from_str::<Envelope>(text) {
@@ -299,45 +321,10 @@ fn is_complete(text: &str) -> bool {
 /// Whether `text` is `{`, then anything whose string-aware bracket count first returns to zero
 /// at its last non-blank byte. Such a text is never a JSON prefix cut short: a parser either
 /// accepts it or fails on a syntax error before its end (a mismatched bracket, a bad token), so
-/// it is complete in `is_complete`'s sense. False means "ask the parser".
+/// it is complete in `is_complete`'s sense. False means "ask the parser". Counted 64 bytes at a
+/// time (see [`brackets`]).
 fn closes_at_end(text: &str) -> bool {
-    let b = text.trim_end().as_bytes();
-    if b.first() != Some(&b'{') {
-        return false;
-    }
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'"' => {
-                // Skip the string: to the next quote not escaped by a backslash.
-                let mut j = i + 1;
-                loop {
-                    match memchr::memchr2(b'"', b'\\', &b[j..]) {
-                        None => return false,
-                        Some(k) if b[j + k] == b'\\' => j += k + 2,
-                        Some(k) => {
-                            i = j + k;
-                            break;
-                        }
-                    }
-                    if j >= b.len() {
-                        return false;
-                    }
-                }
-            }
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return i + 1 == b.len();
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    false
+    brackets::closes_at_end(text)
 }
 
 #[cfg(test)]

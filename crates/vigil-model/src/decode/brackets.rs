@@ -1,0 +1,225 @@
+//! The string-aware bracket count behind `LineAssembler`'s completeness shortcut, 64 bytes at a
+//! time: per block, bit masks of quotes, backslashes and brackets (SSE2 on x86_64), the inside
+//! of strings by a prefix XOR of the quotes, and only the few brackets outside strings visited
+//! one by one. A block holding a backslash (rare in audit logs) is walked byte by byte, which
+//! also carries an escape across the block's end. Same answer as [`closes_at_end_bytewise`],
+//! the plain definition, which a property test compares it with.
+
+/// Whether `text` is `{`, then anything whose string-aware bracket count first returns to zero
+/// at its last non-blank byte (see `closes_at_end` in the parent module).
+pub(super) fn closes_at_end(text: &str) -> bool {
+    let b = text.trim_end().as_bytes();
+    if b.first() != Some(&b'{') {
+        return false;
+    }
+    let mut st = State::default();
+    let mut blocks = b.chunks_exact(64);
+    let mut base = 0;
+    for block in blocks.by_ref() {
+        if let Some(end) = st.block(block, base) {
+            return end + 1 == b.len();
+        }
+        base += 64;
+    }
+    let rest = blocks.remainder();
+    if !rest.is_empty() {
+        // Blanks are neither quotes, backslashes nor brackets.
+        let mut last = [b' '; 64];
+        last[..rest.len()].copy_from_slice(rest);
+        if let Some(end) = st.block(&last, base) {
+            return end + 1 == b.len();
+        }
+    }
+    false
+}
+
+#[derive(Default)]
+struct State {
+    depth: usize,
+    in_string: bool,
+    /// The previous byte was a backslash inside a string.
+    escape: bool,
+}
+
+/// Per byte of a 64-byte block, one bit: quotes, backslashes, `{` or `[`, `}` or `]`.
+struct Masks {
+    quote: u64,
+    backslash: u64,
+    open: u64,
+    close: u64,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn masks(block: &[u8]) -> Masks {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    let mut m = Masks {
+        quote: 0,
+        backslash: 0,
+        open: 0,
+        close: 0,
+    };
+    for (i, part) in block.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is part of the x86_64 baseline; `part` is 16 readable bytes and the
+        // load has no alignment requirement.
+        let [q, bs, op, cl] = unsafe {
+            let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
+            // `[` and `]` are `{` and `}` without the 0x20 bit; no other byte becomes one
+            // with it.
+            let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
+            [
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8))),
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8))),
+                _mm_movemask_epi8(_mm_cmpeq_epi8(folded, _mm_set1_epi8(b'{' as i8))),
+                _mm_movemask_epi8(_mm_cmpeq_epi8(folded, _mm_set1_epi8(b'}' as i8))),
+            ]
+        };
+        let bits = |x: i32| u64::from(x as u16) << (16 * i);
+        m.quote |= bits(q);
+        m.backslash |= bits(bs);
+        m.open |= bits(op);
+        m.close |= bits(cl);
+    }
+    m
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn masks(block: &[u8]) -> Masks {
+    let mut m = Masks {
+        quote: 0,
+        backslash: 0,
+        open: 0,
+        close: 0,
+    };
+    for (i, &c) in block.iter().enumerate() {
+        let bit = 1u64 << i;
+        match c {
+            b'"' => m.quote |= bit,
+            b'\\' => m.backslash |= bit,
+            b'{' | b'[' => m.open |= bit,
+            b'}' | b']' => m.close |= bit,
+            _ => {}
+        }
+    }
+    m
+}
+
+/// Each bit set when an odd number of bits at or below it are set in `x`.
+fn prefix_xor(mut x: u64) -> u64 {
+    for s in [1, 2, 4, 8, 16, 32] {
+        x ^= x << s;
+    }
+    x
+}
+
+impl State {
+    /// Runs one 64-byte block starting at `base`; the position where the depth returns to zero,
+    /// if it does in this block.
+    fn block(&mut self, block: &[u8], base: usize) -> Option<usize> {
+        let m = masks(block);
+        if m.backslash != 0 || self.escape {
+            return self.bytewise(block, base);
+        }
+        // Bits inside strings: from an opening quote (included) to its closing one (excluded).
+        let mut inside = prefix_xor(m.quote);
+        if self.in_string {
+            inside = !inside;
+        }
+        self.in_string = inside >> 63 != 0;
+        let open = m.open & !inside;
+        let mut brackets = (m.open | m.close) & !inside;
+        while brackets != 0 {
+            let i = brackets.trailing_zeros() as usize;
+            brackets &= brackets - 1;
+            if open & (1 << i) != 0 {
+                self.depth += 1;
+            } else {
+                self.depth -= 1;
+                if self.depth == 0 {
+                    return Some(base + i);
+                }
+            }
+        }
+        None
+    }
+
+    fn bytewise(&mut self, block: &[u8], base: usize) -> Option<usize> {
+        for (i, &c) in block.iter().enumerate() {
+            if self.escape {
+                self.escape = false;
+            } else if self.in_string {
+                match c {
+                    b'\\' => self.escape = true,
+                    b'"' => self.in_string = false,
+                    _ => {}
+                }
+            } else {
+                match c {
+                    b'"' => self.in_string = true,
+                    b'{' | b'[' => self.depth += 1,
+                    b'}' | b']' => {
+                        self.depth -= 1;
+                        if self.depth == 0 {
+                            return Some(base + i);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The definition, one byte at a time (kept for the property test).
+#[cfg(test)]
+fn closes_at_end_bytewise(text: &str) -> bool {
+    let b = text.trim_end().as_bytes();
+    if b.first() != Some(&b'{') {
+        return false;
+    }
+    let mut st = State::default();
+    st.bytewise(b, 0).is_some_and(|end| end + 1 == b.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn strings_escapes_and_blocks() {
+        let long = "x".repeat(70);
+        for (text, want) in [
+            (r#"{"a":"}"}"#.to_string(), true),
+            (r#"{"a":"}"#.to_string(), false),
+            (r#"{"a":"\"}"}"#.to_string(), true),
+            (r#"{"a":"\\"}"#.to_string(), true),
+            (r#"{"a":[1,{}]} "#.to_string(), true),
+            (r#"{"a":1}}"#.to_string(), false),
+            (format!(r#"{{"a":"{long}\"{long}"}}"#), true),
+            (format!(r#"{{"a":"{long}"}}"#), true),
+            (format!(r#"{{"a":"{long}}}"#), false),
+            ("[]".to_string(), false),
+        ] {
+            assert_eq!(closes_at_end(&text), want, "{text}");
+            assert_eq!(closes_at_end_bytewise(&text), want, "{text}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
+        /// Block by block gives the bytewise answer, across block boundaries and escapes.
+        #[test]
+        fn agrees_with_the_bytewise_definition(
+            text in "[{}\\[\\]\"\\\\a é]{0,200}",
+            close in "[}\\]\"]{0,6}",
+        ) {
+            // A random close makes texts that do end balanced common enough to be tested.
+            let t = format!("{{{text}{close}");
+            prop_assert_eq!(closes_at_end(&t), closes_at_end_bytewise(&t), "{:?}", t);
+        }
+    }
+}

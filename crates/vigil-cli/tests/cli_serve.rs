@@ -104,6 +104,10 @@ struct Server {
 
 impl Server {
     fn start(config: &Path, api: u16) -> Server {
+        Server::start_env(config, api, &[])
+    }
+
+    fn start_env(config: &Path, api: u16, env: &[(&str, &str)]) -> Server {
         let mut s = Server {
             child: None,
             config: config.to_path_buf(),
@@ -111,7 +115,7 @@ impl Server {
             log: config.with_extension("log"),
             starts: 0,
         };
-        s.spawn();
+        s.spawn_env(env);
         s
     }
 
@@ -346,38 +350,91 @@ detection:
     p
 }
 
+/// A server with a webhook source (`webhook_config` and `extra`) in `dir`, started with `env`:
+/// the certificates, the webhook's port and the server.
+fn start_webhook(dir: &Path, extra: &str, env: &[(&str, &str)]) -> (Certs, u16, Server) {
+    let c = certs(dir);
+    let (port, api) = (free_port(), free_port());
+    let cfg = webhook_config(dir, &c, port, api, extra);
+    let server = Server::start_env(&cfg, api, env);
+    (c, port, server)
+}
+
+/// `dir/vigil.yaml` with `sources` (YAML list items), data in `dir/data` and the operations
+/// API on a free port, which is returned with the path. The server is not started: the tests
+/// write logs before it starts.
+fn local_config(dir: &Path, sources: &str, detection: bool) -> (PathBuf, u16) {
+    let api = free_port();
+    let off = if detection {
+        ""
+    } else {
+        "detection:\n  enabled: false\n"
+    };
+    let cfg = dir.join("vigil.yaml");
+    fs::write(
+        &cfg,
+        format!(
+            "data_dir: {}\nsources:\n{sources}api:\n  listen: 127.0.0.1:{api}\n{off}",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    (cfg, api)
+}
+
+/// `vigil verify` passes over the data directory.
+fn assert_verifies(data: &Path) {
+    let verify = Command::new(VIGIL)
+        .args(["verify", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+fn have_logger() -> bool {
+    Command::new("logger")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `vigil config check` of `yaml` written to `path`: the exit code and stderr.
+fn config_check(path: &Path, yaml: &str) -> (Option<i32>, String) {
+    fs::write(path, yaml).unwrap();
+    let out = Command::new(VIGIL)
+        .args(["config", "check"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn config_check_names_the_line_of_each_error() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.yaml");
-    fs::write(
+    let (code, err) = config_check(
         &p,
         "data_dir: ./data\nsources:\n  - type: syslog\n    listen: sctp://127.0.0.1:514\n  - type: file\n    paths: [\"/var/log/*.log\"]\n    format: nope\nsinks:\n  - type: webhook\n    url: ${VIGIL_TEST_UNSET_HOOK}\n",
-    )
-    .unwrap();
-    let out = Command::new(VIGIL)
-        .args(["config", "check"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
+    assert_eq!(code, Some(1));
     assert!(
         err.contains("bad.yaml:10: environment variable VIGIL_TEST_UNSET_HOOK is not set"),
         "{err}"
     );
-    fs::write(
+    let (code, err) = config_check(
         &p,
         "data_dir: ./data\nsources:\n  - type: syslog\n    listen: sctp://127.0.0.1:514\n  - type: file\n    paths: [\"/var/log/*.log\"]\n    format: nope\n",
-    )
-    .unwrap();
-    let out = Command::new(VIGIL)
-        .args(["config", "check"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    );
+    assert_eq!(code, Some(1));
     assert!(
         err.contains("bad.yaml:4: sources[0].listen: unknown transport \"sctp\""),
         "{err}"
@@ -386,22 +443,11 @@ fn config_check_names_the_line_of_each_error() {
         err.contains("bad.yaml:7: sources[1].format: unknown format \"nope\""),
         "{err}"
     );
-    fs::write(
+    let (code, err) = config_check(
         &p,
         "data_dir: ./data\nsources:\n  - type: syslog\n    listen: udp://127.0.0.1:5514\n",
-    )
-    .unwrap();
-    let out = Command::new(VIGIL)
-        .args(["config", "check"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(code, Some(0), "{err}");
     // The shipped example passes (its certificates are not in the repository: only the syntax).
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/serve/vigil.yaml");
     let text = fs::read_to_string(&example).unwrap();
@@ -412,19 +458,11 @@ fn config_check_names_the_line_of_each_error() {
 #[test]
 fn webhook_auth_limits_malformed_duplicates_metrics_and_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let c = certs(dir.path());
-    let (port, api) = (free_port(), free_port());
-    let cfg = webhook_config(
-        dir.path(),
-        &c,
-        port,
-        api,
-        &format!(
-            "sinks:\n  - type: file\n    name: alerts\n    path: {}\n",
-            dir.path().join("alerts.jsonl").display()
-        ),
+    let sinks = format!(
+        "sinks:\n  - type: file\n    name: alerts\n    path: {}\n",
+        dir.path().join("alerts.jsonl").display()
     );
-    let mut server = Server::start(&cfg, api);
+    let (c, port, mut server) = start_webhook(dir.path(), &sinks, &[]);
 
     // mTLS.
     let mut mtls = webhook_client(port, &c, true);
@@ -577,16 +615,7 @@ fn webhook_auth_limits_malformed_duplicates_metrics_and_sigterm() {
         stored(&dir.path().join("data"), "vigil.alert").len(),
         lines.lines().count()
     );
-    let verify = Command::new(VIGIL)
-        .args(["verify", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    assert_verifies(&dir.path().join("data"));
 }
 
 /// The status of one POST with `Authorization: Bearer TOKEN` (and no client certificate).
@@ -598,35 +627,39 @@ fn post_with_token(c: &mut Client, token: &str) -> u16 {
         .status
 }
 
+/// SIGHUP, then the first token reload of the webhook source `apiserver` with `result`.
+fn hup_and_wait_token_reload(server: &Server, result: &str) {
+    server.signal("HUP");
+    let series = format!("vigil_token_reloads_total{{source=\"apiserver\",result=\"{result}\"}}");
+    assert_eq!(server.wait_metric(&series, 1.0, 20), 1.0, "{series}");
+}
+
 /// SIGHUP reads `bearer_tokens_file` again: the new token gets in, the old one gets 401; a
 /// token file that went bad keeps the tokens in use, and the log names the file but never a
 /// token.
 #[test]
 fn sighup_reloads_bearer_tokens_and_keeps_them_on_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();
-    let c = certs(dir.path());
-    let (port, api) = (free_port(), free_port());
-    let cfg = webhook_config(dir.path(), &c, port, api, "");
+    let (c, port, mut server) = start_webhook(dir.path(), "", &[]);
     let tokens = dir.path().join("tokens.txt");
-    let mut server = Server::start(&cfg, api);
     let mut client = webhook_client(port, &c, false);
-    assert_eq!(post_with_token(&mut client, "s3cret-token"), 200);
-    assert_eq!(post_with_token(&mut client, "rotated-token"), 401);
+    // (accepted, refused): one request each, with no client certificate.
+    let mut statuses = |accepted: &str, refused: &str| {
+        (
+            post_with_token(&mut client, accepted),
+            post_with_token(&mut client, refused),
+        )
+    };
+    assert_eq!(statuses("s3cret-token", "rotated-token"), (200, 401));
 
     fs::write(&tokens, "rotated-token,kube-apiserver,1\n").unwrap();
-    server.signal("HUP");
-    let ok = "vigil_token_reloads_total{source=\"apiserver\",result=\"ok\"}";
-    assert_eq!(server.wait_metric(ok, 1.0, 20), 1.0);
-    assert_eq!(post_with_token(&mut client, "rotated-token"), 200);
-    assert_eq!(post_with_token(&mut client, "s3cret-token"), 401);
+    hup_and_wait_token_reload(&server, "ok");
+    assert_eq!(statuses("rotated-token", "s3cret-token"), (200, 401));
 
     // A bad file on reload: the tokens in use stay.
     fs::remove_file(&tokens).unwrap();
-    server.signal("HUP");
-    let error = "vigil_token_reloads_total{source=\"apiserver\",result=\"error\"}";
-    assert_eq!(server.wait_metric(error, 1.0, 20), 1.0);
-    assert_eq!(post_with_token(&mut client, "rotated-token"), 200);
-    assert_eq!(post_with_token(&mut client, "s3cret-token"), 401);
+    hup_and_wait_token_reload(&server, "error");
+    assert_eq!(statuses("rotated-token", "s3cret-token"), (200, 401));
 
     assert!(server.term().success());
     let log = fs::read_to_string(&server.log).unwrap();
@@ -652,10 +685,7 @@ fn sighup_reloads_bearer_tokens_and_keeps_them_on_a_bad_file() {
 #[test]
 fn webhook_kill9_mid_stream_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let c = certs(dir.path());
-    let (port, api) = (free_port(), free_port());
-    let cfg = webhook_config(dir.path(), &c, port, api, "");
-    let mut server = Server::start(&cfg, api);
+    let (c, port, mut server) = start_webhook(dir.path(), "", &[]);
     const BATCHES: usize = 400;
     const PER: usize = 25;
     let batch = |b: usize| {
@@ -748,16 +778,7 @@ fn webhook_kill9_mid_stream_loses_nothing_acknowledged() {
         }
     }
     assert_eq!(counts.len(), BATCHES * PER);
-    let verify = Command::new(VIGIL)
-        .args(["verify", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    assert_verifies(&dir.path().join("data"));
 }
 
 fn auth_line(i: usize) -> String {
@@ -791,6 +812,18 @@ fn auth_counts(dir: &Path) -> BTreeMap<usize, usize> {
     m
 }
 
+/// How many distinct lines of `auth_line` are stored once there are `n`, or 30 s passed.
+fn wait_auth_lines(data: &Path, n: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let have = auth_counts(data).len();
+        if have >= n || Instant::now() > deadline {
+            return have;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Files followed across rename rotation (during a kill -9) and copytruncate; new files picked
 /// up; restart resumes exactly.
 #[test]
@@ -798,30 +831,18 @@ fn file_tailing_survives_kill9_and_rotation_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     fs::create_dir_all(&logs).unwrap();
-    let api = free_port();
-    let cfg = dir.path().join("vigil.yaml");
-    fs::write(
-        &cfg,
-        format!(
-            "data_dir: {}\nsources:\n  - type: file\n    name: logs\n    paths: [\"{}/app.log*\", \"{}/other-*.log\"]\n    format: linux.auth\n    poll_interval: 20ms\napi:\n  listen: 127.0.0.1:{api}\ndetection:\n  enabled: false\n",
-            dir.path().join("data").display(),
+    let (cfg, api) = local_config(
+        dir.path(),
+        &format!(
+            "  - type: file\n    name: logs\n    paths: [\"{}/app.log*\", \"{}/other-*.log\"]\n    format: linux.auth\n    poll_interval: 20ms\n",
             logs.display(),
             logs.display()
         ),
-    )
-    .unwrap();
+        false,
+    );
     let app = logs.join("app.log");
     let data = dir.path().join("data");
-    let wait_lines = |n: usize| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let have = auth_counts(&data).len();
-            if have >= n || Instant::now() > deadline {
-                return have;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
+    let wait_lines = |n: usize| wait_auth_lines(&data, n);
     append(&app, 0, 200);
     let mut server = Server::start(&cfg, api);
     // Writes going on while the server is killed.
@@ -880,24 +901,19 @@ fn file_tailing_survives_kill9_and_rotation_exactly_once() {
 fn syslog_from_logger_udp_tcp_and_tls() {
     let dir = tempfile::tempdir().unwrap();
     let c = certs(dir.path());
-    let (udp, tcp, tls_port, api) = (free_udp_tcp_port(), free_port(), free_port(), free_port());
-    let cfg = dir.path().join("vigil.yaml");
-    fs::write(
-        &cfg,
-        format!(
-            "data_dir: {}\nsources:\n  - type: syslog\n    name: udp\n    listen: udp://127.0.0.1:{udp}\n  - type: syslog\n    name: tcp\n    listen: tcp://127.0.0.1:{tcp}\n  - type: syslog\n    name: tls\n    listen: tls://127.0.0.1:{tls_port}\n    tls: {{ cert: {}, key: {} }}\napi:\n  listen: 127.0.0.1:{api}\n",
-            dir.path().join("data").display(),
+    let (udp, tcp, tls_port) = (free_udp_tcp_port(), free_port(), free_port());
+    let (cfg, api) = local_config(
+        dir.path(),
+        &format!(
+            "  - type: syslog\n    name: udp\n    listen: udp://127.0.0.1:{udp}\n  - type: syslog\n    name: tcp\n    listen: tcp://127.0.0.1:{tcp}\n  - type: syslog\n    name: tls\n    listen: tls://127.0.0.1:{tls_port}\n    tls: {{ cert: {}, key: {} }}\n",
             c.server_cert.display(),
             c.server_key.display()
         ),
-    )
-    .unwrap();
+        true,
+    );
     let mut server = Server::start(&cfg, api);
     let mut expected = 0;
-    let have_logger = Command::new("logger")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let have_logger = have_logger();
     if have_logger {
         for (args, tag) in [
             (vec!["--udp", "--port", &udp.to_string()], "udp3164"),
@@ -1015,8 +1031,7 @@ const RULE_B: &str = "title: Test configmaps listed (critical)\nid: test-cm-list
 #[test]
 fn sinks_retry_while_down_suppression_sighup_and_silent_source() {
     let dir = tempfile::tempdir().unwrap();
-    let c = certs(dir.path());
-    let (port, api, hook) = (free_port(), free_port(), free_port());
+    let hook = free_port();
     let rules = dir.path().join("rules");
     fs::create_dir_all(&rules).unwrap();
     fs::write(rules.join("a.yml"), RULE_A).unwrap();
@@ -1033,8 +1048,7 @@ fn sinks_retry_while_down_suppression_sighup_and_silent_source() {
         rules = rules.display(),
         alerts = dir.path().join("alerts.jsonl").display(),
     );
-    let cfg = webhook_config(dir.path(), &c, port, api, &extra);
-    let mut server = Server::start(&cfg, api);
+    let (c, port, mut server) = start_webhook(dir.path(), &extra, &[]);
     let mut client = webhook_client(port, &c, true);
     let events: Vec<Value> = (0..20)
         .map(|i| event(&format!("s-{i}"), "ResponseComplete"))
@@ -1137,10 +1151,7 @@ fn interop_kube_apiserver_webhook_backend() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let c = certs(dir.path());
-    let (port, api) = (free_port(), free_port());
-    let cfg = webhook_config(dir.path(), &c, port, api, "");
-    let mut server = Server::start(&cfg, api);
+    let (c, port, mut server) = start_webhook(dir.path(), "", &[]);
     let kubeconfig = |user: &str| {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n  - name: vigil\n    cluster:\n      server: https://127.0.0.1:{port}/audit\n      certificate-authority: {ca}\nusers:\n  - name: kube-apiserver\n    user:\n{user}contexts:\n  - name: vigil\n    context: {{cluster: vigil, user: kube-apiserver}}\ncurrent-context: vigil\n",
@@ -1211,17 +1222,8 @@ fn interop_kube_apiserver_webhook_backend() {
 #[test]
 fn disk_full_is_503_and_nothing_acknowledged_is_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let c = certs(dir.path());
-    let (port, api) = (free_port(), free_port());
-    let cfg = webhook_config(dir.path(), &c, port, api, "");
-    let mut server = Server {
-        child: None,
-        config: cfg.clone(),
-        api,
-        log: cfg.with_extension("log"),
-        starts: 0,
-    };
-    server.spawn_env(&[("VIGIL_TEST_DISK_BYTES", "120000")]);
+    let (c, port, mut server) =
+        start_webhook(dir.path(), "", &[("VIGIL_TEST_DISK_BYTES", "120000")]);
     let mut client = webhook_client(port, &c, true);
     let batch = |b: usize| {
         event_list(
@@ -1272,8 +1274,6 @@ const CORRELATION: &str = "title: Configmap deleted (test)\nid: test-cm-delete\n
 #[test]
 fn correlation_state_survives_kill9() {
     let dir = tempfile::tempdir().unwrap();
-    let c = certs(dir.path());
-    let (port, api) = (free_port(), free_port());
     let rules = dir.path().join("rules");
     fs::create_dir_all(&rules).unwrap();
     fs::write(rules.join("corr.yml"), CORRELATION).unwrap();
@@ -1282,8 +1282,7 @@ fn correlation_state_survives_kill9() {
         rules.display(),
         dir.path().join("alerts.jsonl").display()
     );
-    let cfg = webhook_config(dir.path(), &c, port, api, &extra);
-    let mut server = Server::start(&cfg, api);
+    let (c, port, mut server) = start_webhook(dir.path(), &extra, &[]);
     let delete = |i: usize| {
         let mut e = event(&format!("del-{i}"), "ResponseComplete");
         e["verb"] = json!("delete");
@@ -1330,32 +1329,19 @@ fn rsyslog_forwarding() {
     let rsyslogd = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
         .into_iter()
         .find(|p| Path::new(p).exists());
-    let (Some(rsyslogd), true) = (
-        rsyslogd,
-        Command::new("logger")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-    ) else {
+    let (Some(rsyslogd), true) = (rsyslogd, have_logger()) else {
         eprintln!("skipping: rsyslogd or logger not installed");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (udp, tcp, api, input) = (
-        free_udp_tcp_port(),
-        free_port(),
-        free_port(),
-        free_udp_tcp_port(),
-    );
-    let cfg = dir.path().join("vigil.yaml");
-    fs::write(
-        &cfg,
-        format!(
-            "data_dir: {}\nsources:\n  - type: syslog\n    name: udp\n    listen: udp://127.0.0.1:{udp}\n  - type: syslog\n    name: tcp\n    listen: tcp://127.0.0.1:{tcp}\napi:\n  listen: 127.0.0.1:{api}\ndetection:\n  enabled: false\n",
-            dir.path().join("data").display()
+    let (udp, tcp, input) = (free_udp_tcp_port(), free_port(), free_udp_tcp_port());
+    let (cfg, api) = local_config(
+        dir.path(),
+        &format!(
+            "  - type: syslog\n    name: udp\n    listen: udp://127.0.0.1:{udp}\n  - type: syslog\n    name: tcp\n    listen: tcp://127.0.0.1:{tcp}\n"
         ),
-    )
-    .unwrap();
+        false,
+    );
     let mut server = Server::start(&cfg, api);
     let work = dir.path().join("rsyslog");
     fs::create_dir_all(&work).unwrap();
@@ -1428,29 +1414,17 @@ fn file_rotated_outside_the_globs_while_down() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     fs::create_dir_all(&logs).unwrap();
-    let api = free_port();
-    let cfg = dir.path().join("vigil.yaml");
     let log = logs.join("auth.log");
-    fs::write(
-        &cfg,
-        format!(
-            "data_dir: {}\nsources:\n  - type: file\n    name: auth\n    paths: [\"{}\"]\n    poll_interval: 20ms\napi:\n  listen: 127.0.0.1:{api}\ndetection:\n  enabled: false\n",
-            dir.path().join("data").display(),
+    let (cfg, api) = local_config(
+        dir.path(),
+        &format!(
+            "  - type: file\n    name: auth\n    paths: [\"{}\"]\n    poll_interval: 20ms\n",
             log.display()
         ),
-    )
-    .unwrap();
+        false,
+    );
     let data = dir.path().join("data");
-    let wait_lines = |n: usize| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let have = auth_counts(&data).len();
-            if have >= n || Instant::now() > deadline {
-                return have;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
+    let wait_lines = |n: usize| wait_auth_lines(&data, n);
     append(&log, 0, 500);
     let mut server = Server::start(&cfg, api);
     assert_eq!(wait_lines(500), 500);

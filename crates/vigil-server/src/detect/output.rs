@@ -118,16 +118,7 @@ impl Detection {
     }
 
     pub(super) fn checkpoint(&mut self) {
-        let cp = Checkpoint {
-            positions: self.positions.clone(),
-            state: self.state.clone(),
-            layout: Some(self.rules.set.state_layout()),
-            buffered: self.buffer.values().cloned().collect(),
-            watermark_us: self.watermark_us,
-            max_time_us: self.max_time_us,
-            late: self.late,
-        };
-        match serde_json::to_vec(&cp) {
+        match serde_json::to_vec(&self.snapshot()) {
             Ok(bytes) => {
                 let _ = self.writer.send(WriterMsg::Checkpoint(bytes));
             }

@@ -13,7 +13,7 @@ use crate::segment::{Decoder, StoredRecord};
 use crate::StoreError;
 
 /// Below this many records a single thread does the work (spawning costs more than it saves).
-const PARALLEL_MIN: usize = 256;
+pub(crate) const PARALLEL_MIN: usize = 256;
 
 /// When at least this many records of one block are wanted, the whole block is decoded in one
 /// pass (random access to the `i`-th record walks the `i` before it).
@@ -85,20 +85,7 @@ pub(crate) fn fetch_map<T: Send>(
     } else {
         threads.clamp(1, groups.len().max(1))
     };
-    // Contiguous shares of about equal cost (a block read plus its records), so each worker
-    // still reads its partitions front to back.
-    let cost = |g: &[Want]| 8 + g.len();
-    let total: usize = groups.iter().map(|g| cost(g)).sum();
-    let mut shares: Vec<&[&[Want]]> = Vec::new();
-    let (mut from, mut acc) = (0, 0);
-    for (i, g) in groups.iter().enumerate() {
-        acc += cost(g);
-        if acc * threads >= total * (shares.len() + 1) && shares.len() + 1 < threads {
-            shares.push(&groups[from..=i]);
-            from = i + 1;
-        }
-    }
-    shares.push(&groups[from..]);
+    let shares = shares(&groups, threads, |g| 8 + g.len());
 
     let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(locs.len()).collect();
     let results: Vec<Result<Vec<(usize, T)>, StoreError>> = if shares.len() == 1 {
@@ -121,6 +108,24 @@ pub(crate) fn fetch_map<T: Send>(
         }
     }
     Ok(out)
+}
+
+/// `groups` cut into at most `threads` contiguous shares of about equal `cost`, so each worker
+/// still reads its partitions front to back.
+pub(crate) fn shares<G>(groups: &[G], threads: usize, cost: impl Fn(&G) -> usize) -> Vec<&[G]> {
+    let threads = threads.max(1);
+    let total: usize = groups.iter().map(&cost).sum();
+    let mut out: Vec<&[G]> = Vec::new();
+    let (mut from, mut acc) = (0, 0);
+    for (i, g) in groups.iter().enumerate() {
+        acc += cost(g);
+        if acc * threads >= total * (out.len() + 1) && out.len() + 1 < threads {
+            out.push(&groups[from..=i]);
+            from = i + 1;
+        }
+    }
+    out.push(&groups[from..]);
+    out
 }
 
 /// One worker: its blocks in order, each decompressed once.

@@ -9,7 +9,7 @@
 //! DIR/checkpoints.log            signed chain heads, one JSON line per block written
 //! DIR/deletions.log              signed record of partitions removed by retention
 //! DIR/retention                  `DATASET: 400d` lines (`default: ...`)
-//! DIR/journal/DATASET/DAY/       a partition: partition.json, 000001.seg..., ids.bin
+//! DIR/journal/DATASET/DAY/       a partition: partition.json, 000001.seg..., ids.bin, rows.bin
 //! DIR/index/                     tantivy
 //! ```
 //! See `segment` for the record format and ARCHITECTURE.md for the rules it keeps.
@@ -23,7 +23,10 @@ pub mod query;
 pub mod reader;
 pub mod redact;
 pub mod retention;
+pub mod rows;
+mod rows_log;
 pub mod segment;
+pub mod timeline;
 pub mod timeparse;
 pub mod verify;
 mod writer;
@@ -34,6 +37,7 @@ use std::sync::Arc;
 
 pub use prepare::Record;
 pub use reader::{Reader, StoredEvent};
+pub use timeline::TimelineRow;
 pub use writer::{Ack, Store, StoreOptions};
 
 /// Injects write failures in tests: given the file and the number of bytes about to be

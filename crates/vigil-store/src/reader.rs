@@ -36,6 +36,8 @@ pub struct PartInfo {
     pub indexed: u64,
     /// Bytes of the segment files.
     pub bytes: u64,
+    /// The frames of `rows.bin` (timeline rows) within `count`.
+    pub rows: Vec<crate::rows::FramePos>,
 }
 
 /// One stored event (or alert), as read back.
@@ -132,6 +134,16 @@ pub struct FoundMap<T> {
     pub scanned_unindexed: u64,
 }
 
+/// The hits of a query before their records are read.
+pub(crate) struct Gathered {
+    pub hits: Vec<Hit>,
+    /// The index answered the query exactly (no hit needs its record checked).
+    pub exact: bool,
+    /// Hits found by scanning what the index does not cover, with their records.
+    pub from_scan: HashMap<u64, StoredEvent>,
+    pub scanned: u64,
+}
+
 struct IndexHandle {
     fields: Fields,
     reader: IndexReader,
@@ -140,7 +152,7 @@ struct IndexHandle {
 pub struct Reader {
     pub dir: PathBuf,
     pub parts: Vec<PartInfo>,
-    by_id: HashMap<u32, usize>,
+    pub(crate) by_id: HashMap<u32, usize>,
     index: Option<IndexHandle>,
     cache: RefCell<Vec<CachedBlock>>,
     decoders: RefCell<HashMap<(u32, u32), Decoder>>,
@@ -174,6 +186,10 @@ impl Reader {
             let count = scan.next_seq.min(signed);
             let mut blocks = scan.blocks;
             blocks.retain(|b| b.header.first_seq < count);
+            let rows_path = path.join(crate::rows::ROWS_FILE);
+            let (mut rows, _) =
+                crate::rows::scan(&rows_path, false).map_err(|e| StoreError::io(&rows_path, e))?;
+            rows.retain(|f| f.end() <= count);
             let bytes = std::fs::read_dir(&path)
                 .map(|d| {
                     d.flatten()
@@ -193,6 +209,7 @@ impl Reader {
                 count,
                 indexed: indexed.get(&meta.id).copied().unwrap_or(0).min(count),
                 bytes,
+                rows,
             });
         }
         let by_id = parts.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
@@ -380,6 +397,13 @@ impl Reader {
         opts: &SearchOptions,
         f: &(dyn Fn(StoredEvent) -> T + Sync),
     ) -> Result<FoundMap<T>, StoreError> {
+        let g = self.gather(q, opts)?;
+        self.fetch_gathered(g, q, opts, f)
+    }
+
+    /// Every hit of a query in the window, in order (the index's, and those of a scan of what
+    /// it does not cover yet, with their records).
+    pub(crate) fn gather(&self, q: &Query, opts: &SearchOptions) -> Result<Gathered, StoreError> {
         let mut hits: Vec<Hit> = Vec::new();
         let mut exact = true;
         let mut from_scan: HashMap<u64, StoredEvent> = HashMap::new();
@@ -459,6 +483,28 @@ impl Reader {
         } else {
             hits.sort_unstable();
         }
+        Ok(Gathered {
+            hits,
+            exact,
+            from_scan,
+            scanned,
+        })
+    }
+
+    /// The records of gathered hits, `opts.limit` at a time, through `f`.
+    pub(crate) fn fetch_gathered<T: Send>(
+        &self,
+        g: Gathered,
+        q: &Query,
+        opts: &SearchOptions,
+        f: &(dyn Fn(StoredEvent) -> T + Sync),
+    ) -> Result<FoundMap<T>, StoreError> {
+        let Gathered {
+            hits,
+            exact,
+            mut from_scan,
+            scanned,
+        } = g;
         // The hits in order, `limit` at a time (a hit the index could not answer exactly may
         // still fail the query): each batch read block by block, on every core.
         let keep = |ev: StoredEvent| {

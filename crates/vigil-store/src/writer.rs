@@ -15,6 +15,7 @@ use crate::chain::{self, Checkpoint, Deletion};
 use crate::index::{self, Fields};
 use crate::journal::{self, BlockPos};
 use crate::prepare::{self, Record};
+use crate::rows_log::RowsLog;
 use crate::segment::{
     self, BlockBuilder, Decoder, Hash, SegmentHeader, StoredRecord, BLOCK_BYTES, BLOCK_RECORDS,
 };
@@ -28,6 +29,8 @@ pub struct StoreOptions {
     /// Index commit after this many documents (and at close).
     pub index_commit_docs: u64,
     pub index_memory: usize,
+    /// Timeline rows written per frame of `rows.bin` (a commit or close writes fewer).
+    pub frame_rows: usize,
 }
 
 impl Default for StoreOptions {
@@ -38,6 +41,7 @@ impl Default for StoreOptions {
             segment_bytes: 256 << 20,
             index_commit_docs: 2_000_000,
             index_memory: 192 << 20,
+            frame_rows: crate::rows::FRAME_ROWS,
         }
     }
 }
@@ -80,6 +84,7 @@ struct Part {
     compressor: Option<zstd::bulk::Compressor<'static>>,
     /// Dedup keys (see `prepare::dedup_key`) to record numbers; loaded on first write.
     ids: Option<HashMap<u64, u32>>,
+    rows: RowsLog,
 }
 
 struct Indexer {
@@ -225,6 +230,7 @@ impl Store {
             block_cache: None,
         };
         store.catch_up_index()?;
+        store.catch_up_rows()?;
         Ok(store)
     }
 
@@ -272,27 +278,17 @@ impl Store {
             }
             changed = true;
             let p = &self.parts[&name];
-            let mut decs = Decoders::default();
-            for b in p
-                .blocks
-                .iter()
-                .filter(|b| b.header.first_seq + u64::from(b.header.count) > from)
-            {
-                for r in decs.read(&p.dir, &p.dicts, b)? {
-                    if r.seq < from {
-                        continue;
-                    }
-                    let doc = prepare::materialize(r.flags, &r.raw, &r.doc);
-                    self.indexer
-                        .writer
-                        .add_document(self.indexer.fields.document(
-                            &doc,
-                            index::loc(id, r.seq),
-                            id,
-                            r.event_time,
-                        ))?;
-                }
-            }
+            let ix = &mut self.indexer;
+            each_record(p, from, |r| {
+                let doc = prepare::materialize(r.flags, &r.raw, &r.doc);
+                ix.writer.add_document(ix.fields.document(
+                    &doc,
+                    index::loc(id, r.seq),
+                    id,
+                    r.event_time,
+                ))?;
+                Ok(())
+            })?;
             self.indexer.indexed.insert(id, count);
         }
         if changed {
@@ -301,8 +297,38 @@ impl Store {
         Ok(())
     }
 
-    /// Makes the index durable up to what was appended (the journal is durable already).
+    /// Rebuilds from the journal the timeline rows the rows files lack (a crash before their
+    /// frame was written, a store made before them).
+    fn catch_up_rows(&mut self) -> Result<(), StoreError> {
+        let (level, key, frame_rows) = (self.opts.zstd_level, &self.key, self.opts.frame_rows);
+        for p in self.parts.values_mut() {
+            let from = p.rows.next();
+            if from >= p.next_seq {
+                continue;
+            }
+            let alert = p.dataset == prepare::ALERT_DATASET;
+            let mut rows = std::mem::replace(&mut p.rows, RowsLog::new(&p.dir));
+            each_record(p, from, |r| {
+                let doc = prepare::materialize(r.flags, &r.raw, &r.doc);
+                rows.push(r.seq, crate::rows::row_of(alert, &p.dataset, &doc));
+                if rows.pending() >= frame_rows {
+                    rows.flush(&p.name, level, key);
+                }
+                Ok(())
+            })?;
+            rows.flush(&p.name, level, key);
+            p.rows = rows;
+        }
+        Ok(())
+    }
+
+    /// Makes the index durable up to what was appended (the journal is durable already), and
+    /// writes the timeline rows buffered so far.
     pub fn commit_index(&mut self) -> Result<(), StoreError> {
+        let (level, key) = (self.opts.zstd_level, &self.key);
+        for p in self.parts.values_mut() {
+            p.rows.flush(&p.name, level, key);
+        }
         let payload = serde_json::to_string(&self.indexer.indexed)
             .map_err(|e| StoreError::Index(e.to_string()))?;
         let mut prepared = self.indexer.writer.prepare_commit()?;
@@ -327,6 +353,7 @@ impl Store {
             write_json_atomic(&dir.join("partition.json"), &meta)?;
             crate::sync_dir(&crate::journal_dir(&self.dir).join(ds))?;
             crate::sync_dir(&crate::journal_dir(&self.dir))?;
+            let rows = RowsLog::new(&dir);
             self.parts.insert(
                 name.to_string(),
                 Part {
@@ -346,6 +373,7 @@ impl Store {
                     dicts: BTreeMap::new(),
                     compressor: None,
                     ids: Some(HashMap::new()),
+                    rows,
                 },
             );
         }
@@ -497,9 +525,17 @@ impl Store {
                 }
             }
             append_ids(p, &ids_bytes);
+            let alert = p.dataset == prepare::ALERT_DATASET;
             for &i in idxs {
                 let r = &records[i];
                 let Some(loc) = ack.locs[i] else { continue };
+                p.rows.push(
+                    index::unloc(loc).1,
+                    crate::rows::row_of(alert, &r.dataset, &r.doc),
+                );
+                if p.rows.pending() >= self.opts.frame_rows {
+                    p.rows.flush(&p.name, self.opts.zstd_level, &self.key);
+                }
                 self.indexer
                     .writer
                     .add_document(
@@ -748,24 +784,14 @@ fn load_ids(p: &Part) -> Result<HashMap<u64, u32>, StoreError> {
     }
     let mut have = (bytes.len() / 8) as u64;
     if have < p.next_seq {
-        let start = have;
-        let mut decs = Decoders::default();
-        for b in p
-            .blocks
-            .iter()
-            .filter(|b| b.header.first_seq + u64::from(b.header.count) > start)
-        {
-            for r in decs.read(&p.dir, &p.dicts, b)? {
-                if r.seq < have {
-                    continue;
-                }
-                let key = prepare::identity_of(&p.dataset, &r.raw)
-                    .as_deref()
-                    .map_or(0, prepare::dedup_key);
-                bytes.extend_from_slice(&key.to_le_bytes());
-                have += 1;
-            }
-        }
+        each_record(p, have, |r| {
+            let key = prepare::identity_of(&p.dataset, &r.raw)
+                .as_deref()
+                .map_or(0, prepare::dedup_key);
+            bytes.extend_from_slice(&key.to_le_bytes());
+            have += 1;
+            Ok(())
+        })?;
         fs::write(&path, &bytes).map_err(|e| StoreError::io(&path, e))?;
     } else if (fs::metadata(&path).map(|m| m.len()).unwrap_or(0)) != bytes.len() as u64 {
         fs::write(&path, &bytes).map_err(|e| StoreError::io(&path, e))?;
@@ -867,12 +893,34 @@ fn recover_partition(
         dicts,
         compressor: None,
         ids: None,
+        rows: RowsLog::recover(dir, next_seq)?,
     })
 }
 
 /// The decoder for a segment's blocks.
 fn decoder(dicts: &BTreeMap<u32, Arc<Vec<u8>>>, segment: u32) -> Result<Decoder, StoreError> {
     Decoder::new(dicts.get(&segment).map(|d| &d[..])).map_err(StoreError::Io)
+}
+
+/// Calls `f` on each record of `p` from record `from` on, in order.
+fn each_record(
+    p: &Part,
+    from: u64,
+    mut f: impl FnMut(StoredRecord) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut decs = Decoders::default();
+    for b in p
+        .blocks
+        .iter()
+        .filter(|b| b.header.first_seq + u64::from(b.header.count) > from)
+    {
+        for r in decs.read(&p.dir, &p.dicts, b)? {
+            if r.seq >= from {
+                f(r)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Decoders by segment, made on first use.

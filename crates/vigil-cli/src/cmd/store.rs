@@ -12,7 +12,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
-use vigil_store::query::lookup;
 use vigil_store::reader::micros_rfc3339;
 use vigil_store::{Reader, StoredEvent};
 
@@ -48,119 +47,23 @@ pub fn time_arg(flag: &str, value: &Option<String>) -> Result<Option<i64>> {
         .transpose()
 }
 
-fn text_of(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        v => v.to_string(),
-    }
-}
-
-/// The first value at any of `paths`, as text.
-pub fn field(doc: &Value, paths: &[&str]) -> String {
-    let mut out = Vec::new();
-    for p in paths {
-        out.clear();
-        lookup(doc, p, &mut out);
-        if let Some(v) = out.first() {
-            let t = text_of(v);
-            if !t.is_empty() {
-                return t;
-            }
-        }
-    }
-    String::new()
-}
-
-/// `verb resource/sub ns/name` for Kubernetes, the action and message elsewhere.
-pub fn what(doc: &Value) -> String {
-    if doc.get("objectRef").is_some() || doc.get("verb").is_some() {
-        let mut s = format!(
-            "{} {}",
-            field(doc, &["verb"]),
-            field(doc, &["objectRef.resource"])
-        );
-        let sub = field(doc, &["objectRef.subresource"]);
-        if !sub.is_empty() {
-            s = format!("{s}/{sub}");
-        }
-        let (ns, name) = (
-            field(doc, &["objectRef.namespace"]),
-            field(doc, &["objectRef.name"]),
-        );
-        if !ns.is_empty() || !name.is_empty() {
-            s = format!(
-                "{s} {}",
-                [ns, name]
-                    .iter()
-                    .filter(|x| !x.is_empty())
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("/")
-            );
-        }
-        if field(doc, &["objectRef.resource"]).is_empty() {
-            s = format!("{} {}", field(doc, &["verb"]), field(doc, &["requestURI"]));
-        }
-        return s.trim().to_string();
-    }
-    let action = field(doc, &["event.action"]);
-    let msg = field(doc, &["message"]);
-    let msg: String = msg.chars().take(80).collect();
-    format!("{action} {msg}").trim().to_string()
-}
-
-pub fn who(doc: &Value) -> String {
-    let user = field(doc, &["user.name", "user.username"]);
-    let eff = field(doc, &["user.effective.name"]);
-    let ip = field(doc, &["source.ip"]);
-    let mut s = user;
-    if !eff.is_empty() {
-        s = format!("{s} as {eff}");
-    }
-    if s.is_empty() {
-        return ip;
-    }
-    if !ip.is_empty() {
-        s = format!("{s} ({ip})");
-    }
-    s
-}
-
-pub fn result(doc: &Value) -> String {
-    let code = field(doc, &["http.response.status_code"]);
-    let outcome = field(doc, &["event.outcome"]);
-    match (code.is_empty(), outcome.is_empty()) {
-        (false, _) => code,
-        (true, false) => outcome,
-        _ => String::new(),
-    }
-}
+pub use vigil_store::rows::{field, result, text_of, what, who};
 
 /// A table row for an event or an alert: TIME, KIND, DATASET, WHO, WHAT, RESULT.
 pub fn event_row(ev: &StoredEvent) -> Vec<String> {
-    let doc = &ev.doc;
-    if ev.is_alert() {
-        return vec![
-            ev.time_rfc3339(),
-            "ALERT".into(),
-            field(doc, &["vigil.evidence.dataset"]),
-            who(doc),
-            format!(
-                "[{}] {}",
-                field(doc, &["rule.level"]),
-                field(doc, &["rule.name"])
-            ),
-            field(doc, &["event.id"]),
-        ];
-    }
+    timeline_row(vigil_store::TimelineRow::of(ev))
+}
+
+/// `event_row` of a timeline entry (as `Reader::search_rows` gives them).
+pub fn timeline_row(t: vigil_store::TimelineRow) -> Vec<String> {
+    let r = t.row;
     vec![
-        ev.time_rfc3339(),
-        "event".into(),
-        ev.dataset.clone(),
-        who(doc),
-        what(doc),
-        result(doc),
+        micros_rfc3339(t.ts),
+        if t.alert { "ALERT" } else { "event" }.into(),
+        r.dataset,
+        r.who,
+        r.what,
+        r.result,
     ]
 }
 

@@ -9,7 +9,7 @@ use vigil_store::query::{self, Query};
 use vigil_store::reader::{Kinds, SearchOptions};
 
 use super::{
-    event_json_line, event_row, print_events, print_rendered, time_arg, DataDirArg, Rendered,
+    event_json_line, print_events, print_rendered, time_arg, timeline_row, DataDirArg, Rendered,
 };
 use crate::output::Format;
 
@@ -164,8 +164,9 @@ pub fn timeline(args: TimelineArgs) -> Result<ExitCode> {
             (Rendered::Lines(found.items), found.truncated)
         }
         Format::Table => {
-            let found = reader.search_map(&q, &opts, &|ev| event_row(&ev))?;
-            (Rendered::Rows(found.items), found.truncated)
+            let found = reader.search_rows(&q, &opts)?;
+            let rows = found.items.into_iter().map(timeline_row).collect();
+            (Rendered::Rows(rows), found.truncated)
         }
     };
     print_rendered(rendered)?;

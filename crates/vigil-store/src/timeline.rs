@@ -1,0 +1,199 @@
+//! Query results as timeline rows (time, kind, and the `rows::Row` columns), read from the
+//! partitions' rows files where they cover a hit: a frame of a few thousand short rows is
+//! decompressed instead of a journal block per handful of hits, and no event is normalized
+//! again. Hits the rows do not cover (not yet written, damaged, or a query the index cannot
+//! answer exactly, whose records must be checked) are read from the journal, so the rows come
+//! out the same either way.
+
+use std::collections::HashMap;
+use std::fs::File;
+
+use crate::index;
+use crate::prepare;
+use crate::query::Query;
+use crate::reader::{Gathered, PartInfo, Reader, SearchOptions, StoredEvent};
+use crate::rows::{self, FramePos, Row, ROWS_FILE};
+use crate::StoreError;
+
+/// One timeline entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineRow {
+    /// Event time, microseconds.
+    pub ts: i64,
+    pub alert: bool,
+    pub row: Row,
+}
+
+impl TimelineRow {
+    pub fn of(ev: &StoredEvent) -> TimelineRow {
+        let alert = ev.is_alert();
+        TimelineRow {
+            ts: ev.record.event_time,
+            alert,
+            row: rows::row_of(alert, &ev.dataset, &ev.doc),
+        }
+    }
+}
+
+/// Rows found (with their result slots), and the slots to read from the journal instead.
+type Fetched = (Vec<(usize, Row)>, Vec<usize>);
+
+/// A hit wanted from a rows frame.
+#[derive(Clone, Copy)]
+struct Want {
+    part: usize,
+    frame: usize,
+    offset: usize,
+    slot: usize,
+}
+
+impl Reader {
+    /// As `search_map(q, opts, TimelineRow::of)`, reading the rows files where they serve.
+    pub fn search_rows(
+        &self,
+        q: &Query,
+        opts: &SearchOptions,
+    ) -> Result<crate::reader::FoundMap<TimelineRow>, StoreError> {
+        let g = self.gather(q, opts)?;
+        if !g.exact {
+            return self.fetch_gathered(g, q, opts, &|ev| TimelineRow::of(&ev));
+        }
+        let Gathered {
+            mut hits,
+            mut from_scan,
+            scanned,
+            ..
+        } = g;
+        let truncated = opts.limit > 0 && hits.len() > opts.limit;
+        if truncated {
+            hits.truncate(opts.limit);
+        }
+        let mut items: Vec<Option<TimelineRow>> = vec![None; hits.len()];
+        let mut wants = Vec::new();
+        let mut from_journal = Vec::new();
+        for (slot, h) in hits.iter().enumerate() {
+            if let Some(ev) = from_scan.remove(&h.loc) {
+                items[slot] = Some(TimelineRow::of(&ev));
+                continue;
+            }
+            match self.frame_of(h.loc) {
+                Some((part, frame, offset)) => wants.push(Want {
+                    part,
+                    frame,
+                    offset,
+                    slot,
+                }),
+                None => from_journal.push(slot),
+            }
+        }
+        let threads = crate::fetch::read_threads();
+        let (found, failed) = fetch_frames(&self.parts, wants, threads);
+        for (slot, row) in found {
+            let h = hits[slot];
+            let part = &self.parts[self.by_id[&index::unloc(h.loc).0]];
+            items[slot] = Some(TimelineRow {
+                ts: h.ts,
+                alert: part.dataset == prepare::ALERT_DATASET,
+                row,
+            });
+        }
+        from_journal.extend(failed);
+        from_journal.sort_unstable();
+        let locs: Vec<u64> = from_journal.iter().map(|&s| hits[s].loc).collect();
+        let read = crate::fetch::fetch_map(&self.parts, &self.by_id, &locs, threads, &|ev| {
+            Some(TimelineRow::of(&ev))
+        })?;
+        for (slot, row) in from_journal.into_iter().zip(read) {
+            items[slot] = row;
+        }
+        Ok(crate::reader::FoundMap {
+            items: items.into_iter().flatten().collect(),
+            truncated,
+            scanned_unindexed: scanned,
+        })
+    }
+
+    /// The (partition, frame, offset in the frame) of the row of the record at `loc`.
+    fn frame_of(&self, loc: u64) -> Option<(usize, usize, usize)> {
+        let (pid, seq) = index::unloc(loc);
+        let pi = *self.by_id.get(&pid)?;
+        let frames = &self.parts[pi].rows;
+        let fi = frames
+            .partition_point(|f| f.first_seq <= seq)
+            .checked_sub(1)?;
+        let f = &frames[fi];
+        (seq < f.end()).then(|| (pi, fi, (seq - f.first_seq) as usize))
+    }
+}
+
+/// The wanted rows, each frame read once, the frames split over `threads` workers; also the
+/// slots whose frame could not be read or did not check (to be read from the journal).
+fn fetch_frames(parts: &[PartInfo], mut wants: Vec<Want>, threads: usize) -> Fetched {
+    wants.sort_unstable_by_key(|w| (w.part, w.frame, w.offset, w.slot));
+    let groups: Vec<&[Want]> = wants
+        .chunk_by(|a, b| (a.part, a.frame) == (b.part, b.frame))
+        .collect();
+    let threads = if wants.len() < crate::fetch::PARALLEL_MIN {
+        1
+    } else {
+        threads
+    };
+    let shares = crate::fetch::shares(&groups, threads, |g| 64 + g.len());
+    let results: Vec<Fetched> = if shares.len() <= 1 {
+        vec![read_frames(parts, shares.first().copied().unwrap_or(&[]))]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = shares
+                .iter()
+                .map(|share| s.spawn(move || read_frames(parts, share)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    let mut found = Vec::with_capacity(wants.len());
+    let mut failed = Vec::new();
+    for (f, x) in results {
+        found.extend(f);
+        failed.extend(x);
+    }
+    (found, failed)
+}
+
+/// One worker: its frames in order.
+fn read_frames(parts: &[PartInfo], groups: &[&[Want]]) -> Fetched {
+    let mut files: HashMap<usize, Option<File>> = HashMap::new();
+    let mut found = Vec::new();
+    let mut failed = Vec::new();
+    let mut offsets = Vec::new();
+    for g in groups {
+        let part = &parts[g[0].part];
+        let frame: &FramePos = &part.rows[g[0].frame];
+        let file = files
+            .entry(g[0].part)
+            .or_insert_with(|| File::open(part.dir.join(ROWS_FILE)).ok());
+        offsets.clear();
+        offsets.extend(g.iter().map(|w| w.offset));
+        let rows = file
+            .as_ref()
+            .and_then(|f| rows::read_payload(f, frame).ok())
+            .filter(|p| frame.checks(p))
+            .and_then(|p| rows::decode_frame(frame, &p, Some(&offsets)));
+        let Some(rows) = rows else {
+            failed.extend(g.iter().map(|w| w.slot));
+            continue;
+        };
+        // Both in offset order; a record wanted twice is next to itself.
+        let mut it = rows.into_iter().peekable();
+        for w in g.iter() {
+            while it.next_if(|(o, _)| *o < w.offset).is_some() {}
+            match it.peek() {
+                Some((o, row)) if *o == w.offset => found.push((w.slot, row.clone())),
+                _ => failed.push(w.slot),
+            }
+        }
+    }
+    (found, failed)
+}

@@ -16,6 +16,11 @@ use vigil_model::yaml::{parse_documents, Node};
 use crate::input::Item;
 
 mod head;
+mod sink;
+mod table;
+
+pub use sink::{AlertSink, JsonLines, SingleAlert};
+pub use table::alert_line_table;
 
 pub struct RuleOptions {
     pub paths: Vec<PathBuf>,
@@ -220,6 +225,8 @@ pub struct Detector<'r> {
     corr: Vec<CorrelationAlert>,
     seen: Seen,
     per_stage: Vec<bool>,
+    /// Per rule: the rule's part of its alerts.
+    alert_rules: Vec<AlertRule>,
     /// Whether `emit` is given the event's document (else `None` for single-event alerts
     /// too, and documents are not built just for it).
     docs: bool,
@@ -249,6 +256,7 @@ impl<'r> Detector<'r> {
                 cap: 1 << 20,
             },
             per_stage: stage_rules(&rules.set, &sources),
+            alert_rules: rules.set.rules().iter().map(alert_rule).collect(),
             docs: true,
             origins: Vec::new(),
             origin_index: HashMap::new(),
@@ -312,18 +320,18 @@ impl<'r> Detector<'r> {
         item: Item,
         emit: &mut impl FnMut(Alert, Option<&Value>) -> Result<()>,
     ) -> Result<()> {
+        self.process_to(item, emit)
+    }
+
+    /// [`Detector::process`] into any [`AlertSink`].
+    pub fn process_to(&mut self, item: Item, emit: &mut impl AlertSink) -> Result<()> {
         let done = evaluate(self.set, &item, self.docs);
         self.apply(&item, done, emit)
     }
 
     /// The ordered stage: feeds correlations with what [`evaluate`] found in `item` and emits
     /// the alerts. Items must come in input order (the order [`Detector::process`] sees them).
-    pub fn apply(
-        &mut self,
-        item: &Item,
-        done: Evaluated,
-        emit: &mut impl FnMut(Alert, Option<&Value>) -> Result<()>,
-    ) -> Result<()> {
+    pub fn apply(&mut self, item: &Item, done: Evaluated, emit: &mut impl AlertSink) -> Result<()> {
         let Evaluated {
             matches,
             doc: own_doc,
@@ -353,19 +361,16 @@ impl<'r> Detector<'r> {
                     continue;
                 }
             }
-            let evidence = EvidenceRef {
-                dataset: item.dataset.to_string(),
-                file: item.file.to_string(),
-                line: item.line,
-                id: id.clone(),
-            };
-            emit(
-                Alert {
-                    rule: alert_rule(&self.set.rules()[m.rule]),
-                    time: time.clone(),
-                    group: Map::new(),
-                    events: vec![evidence],
-                    matched: m.matched.into_iter().collect(),
+            emit.single(
+                SingleAlert {
+                    rule_index: m.rule,
+                    rule: &self.alert_rules[m.rule],
+                    time: &time,
+                    dataset: item.dataset,
+                    file: item.file,
+                    line: item.line,
+                    id: id.as_deref(),
+                    matched: m.matched,
                 },
                 doc,
             )?;
@@ -373,22 +378,16 @@ impl<'r> Detector<'r> {
         self.emit_correlations(emit)
     }
 
-    fn emit_correlations(
-        &mut self,
-        emit: &mut impl FnMut(Alert, Option<&Value>) -> Result<()>,
-    ) -> Result<()> {
+    fn emit_correlations(&mut self, emit: &mut impl AlertSink) -> Result<()> {
         for c in std::mem::take(&mut self.corr) {
-            emit(self.correlation_alert(&c), None)?;
+            emit.alert(self.correlation_alert(&c), None)?;
         }
         Ok(())
     }
 
     /// End of input: correlation windows still open are judged, matches held for late events
     /// are released, and what correlations could not use is reported on stderr.
-    pub fn finish(
-        &mut self,
-        emit: &mut impl FnMut(Alert, Option<&Value>) -> Result<()>,
-    ) -> Result<()> {
+    pub fn finish(&mut self, emit: &mut impl AlertSink) -> Result<()> {
         self.corr.clear();
         self.set.flush(&mut self.state, i64::MAX, &mut self.corr);
         self.emit_correlations(emit)?;
@@ -491,58 +490,4 @@ fn event_time(doc: &Value) -> String {
         .find_map(|k| doc.get(*k).and_then(Value::as_str))
         .unwrap_or_default()
         .to_string()
-}
-
-/// A table row for people: time, level, rule, who, what, where (read from the event when known).
-pub fn alert_line_table(a: &Alert, doc: Option<&Value>) -> Vec<String> {
-    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
-    let from_doc = |pointers: &[&str]| {
-        doc.and_then(|d| pointers.iter().find_map(|p| d.pointer(p)))
-            .map(text)
-            .unwrap_or_default()
-    };
-    let who = match from_doc(&["/user/username", "/user/name", "/source/ip"]) {
-        w if w.is_empty() => a.group.values().map(text).collect::<Vec<_>>().join(" "),
-        w => w,
-    };
-    let what = match doc.and_then(|d| d.get("objectRef")) {
-        Some(obj) => {
-            let part = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("");
-            let mut s = format!("{} {}", from_doc(&["/verb"]), part("resource"));
-            for k in ["subresource"] {
-                if !part(k).is_empty() {
-                    s = format!("{s}/{}", part(k));
-                }
-            }
-            if !part("namespace").is_empty() || !part("name").is_empty() {
-                s = format!("{s} {}/{}", part("namespace"), part("name"));
-            }
-            s
-        }
-        None if doc.is_none() => a
-            .matched
-            .iter()
-            .map(|(k, v)| match v {
-                Value::Array(xs) => {
-                    format!("{k}: {}", xs.iter().map(text).collect::<Vec<_>>().join(","))
-                }
-                v => format!("{k}: {}", text(v)),
-            })
-            .collect::<Vec<_>>()
-            .join("  "),
-        None => from_doc(&["/event/action", "/verb", "/message"]),
-    };
-    let where_ = a
-        .events
-        .first()
-        .map(|e| format!("{}:{}", e.file, e.line))
-        .unwrap_or_default();
-    vec![
-        a.time.clone(),
-        a.rule.level.clone(),
-        a.rule.title.clone(),
-        who,
-        what,
-        where_,
-    ]
 }

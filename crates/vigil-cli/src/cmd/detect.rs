@@ -9,11 +9,11 @@ use clap::Args;
 use vigil_model::alert::{level_rank, Alert};
 
 use crate::detection::{
-    alert_line_table, evaluate, load_rules_with_lateness, Detector, Evaluated, LoadedRules,
-    RuleOptions,
+    alert_line_table, evaluate, load_rules_with_lateness, AlertSink, Detector, Evaluated,
+    JsonLines, LoadedRules, RuleOptions, SingleAlert,
 };
 use crate::input::{input_names, read_inputs, read_inputs_owned, InputOptions, Item, Owned};
-use crate::output::{finish, stdout, write_json_line, Format, InputStats, Table};
+use crate::output::{finish, stdout, Format, InputStats, Table};
 
 #[derive(Args)]
 pub struct DetectArgs {
@@ -77,18 +77,14 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
     if !keep_doc {
         detector = detector.without_docs();
     }
-    let mut out = stdout();
-    let mut table = Table::new(["TIME", "LEVEL", "RULE", "WHO", "WHAT", "WHERE"]);
-    let mut worst = 0u8;
-    let mut count = 0u64;
-    let mut emit = |alert: Alert, doc: Option<&serde_json::Value>| -> Result<()> {
-        count += 1;
-        worst = worst.max(level_rank(&alert.rule.level));
-        match args.format {
-            Format::Jsonl => write_json_line(&mut out, &alert)?,
-            Format::Table => table.row(alert_line_table(&alert, doc)),
-        }
-        Ok(())
+    let mut sink = match args.format {
+        Format::Jsonl => Sink::Json(JsonLines::new(stdout())),
+        Format::Table => Sink::Table {
+            out: stdout(),
+            table: Table::new(["TIME", "LEVEL", "RULE", "WHO", "WHAT", "WHERE"]),
+            count: 0,
+            worst: 0,
+        },
     };
     let threads = args
         .threads
@@ -96,20 +92,32 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
         .max(1);
     let stats = if threads == 1 {
         read_inputs(&args.inputs, &args.input, |item| {
-            detector.process(item, &mut emit)
+            detector.process_to(item, &mut sink)
         })
     } else {
-        parallel(&args, &rules, threads, keep_doc, &mut detector, &mut emit)
+        parallel(&args, &rules, threads, keep_doc, &mut detector, &mut sink)
     }
-    .and_then(|stats| detector.finish(&mut emit).map(|()| stats));
+    .and_then(|stats| detector.finish(&mut sink).map(|()| stats));
     let stats = match stats {
         Err(e) if is_broken_pipe(&e) => return Ok(ExitCode::SUCCESS),
         other => other?,
     };
-    if args.format == Format::Table {
-        finish(table.write(&mut out))?;
-    }
-    finish(out.flush())?;
+    let (count, worst) = match sink {
+        Sink::Json(mut j) => {
+            finish(j.out.flush())?;
+            (j.count, j.worst)
+        }
+        Sink::Table {
+            mut out,
+            table,
+            count,
+            worst,
+        } => {
+            finish(table.write(&mut out))?;
+            finish(out.flush())?;
+            (count, worst)
+        }
+    };
     eprintln!(
         "vigil: {} events read, {} rejected, {} alerts from {} rules",
         stats.events,
@@ -124,6 +132,44 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
         Some(r) if worst >= r => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// Where alerts go: JSON lines written straight from the detector, or rows of a table printed
+/// at the end.
+enum Sink<W: Write> {
+    Json(JsonLines<W>),
+    Table {
+        out: W,
+        table: Table,
+        count: u64,
+        worst: u8,
+    },
+}
+
+impl<W: Write> AlertSink for Sink<W> {
+    fn alert(&mut self, alert: Alert, doc: Option<&serde_json::Value>) -> Result<()> {
+        match self {
+            Sink::Json(j) => j.alert(alert, doc),
+            Sink::Table {
+                table,
+                count,
+                worst,
+                ..
+            } => {
+                *count += 1;
+                *worst = (*worst).max(level_rank(&alert.rule.level));
+                table.row(alert_line_table(&alert, doc));
+                Ok(())
+            }
+        }
+    }
+
+    fn single(&mut self, alert: SingleAlert<'_>, doc: Option<&serde_json::Value>) -> Result<()> {
+        match self {
+            Sink::Json(j) => j.single(alert, doc),
+            table => table.alert(alert.into_alert(), doc),
+        }
+    }
 }
 
 /// Events per batch handed to a worker: large enough that channel traffic is noise, small
@@ -205,7 +251,7 @@ fn parallel(
     threads: usize,
     keep_doc: bool,
     detector: &mut Detector,
-    emit: &mut impl FnMut(Alert, Option<&serde_json::Value>) -> Result<()>,
+    emit: &mut impl AlertSink,
 ) -> Result<InputStats> {
     use std::sync::mpsc::sync_channel;
     use std::sync::{Arc, Mutex};

@@ -39,31 +39,46 @@ impl Table {
     pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
         self.rows.push(cells.into_iter().map(Into::into).collect());
     }
+    /// Adds many rows at once, as they are.
+    pub fn rows(&mut self, rows: Vec<Vec<String>>) {
+        if self.rows.is_empty() {
+            self.rows = rows;
+        } else {
+            self.rows.extend(rows);
+        }
+    }
     pub fn write(&self, out: &mut impl Write) -> io::Result<()> {
-        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        let width = |s: &str| {
+            if s.is_ascii() {
+                s.len()
+            } else {
+                s.chars().count()
+            }
+        };
+        let mut widths: Vec<usize> = self.header.iter().map(|h| width(h)).collect();
         for row in &self.rows {
-            for (i, cell) in row.iter().enumerate() {
-                if i < widths.len() {
-                    widths[i] = widths[i].max(cell.chars().count());
-                }
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(width(cell));
             }
         }
-        let line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
-            let mut s = String::new();
+        // Cells padded to their column's width, two spaces apart; the last cell unpadded and
+        // the line's trailing blanks dropped.
+        let mut line = String::new();
+        let mut write_line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
+            line.clear();
             for (i, cell) in cells.iter().enumerate() {
-                if i + 1 == cells.len() {
-                    s.push_str(cell);
-                } else {
-                    let pad = widths[i].saturating_sub(cell.chars().count());
-                    s.push_str(cell);
-                    s.push_str(&" ".repeat(pad + 2));
+                line.push_str(cell);
+                if i + 1 < cells.len() {
+                    let pad = widths.get(i).map_or(0, |w| w.saturating_sub(width(cell)));
+                    line.extend(std::iter::repeat_n(' ', pad + 2));
                 }
             }
-            writeln!(out, "{}", s.trim_end())
+            out.write_all(line.trim_end().as_bytes())?;
+            out.write_all(b"\n")
         };
-        line(out, &self.header)?;
+        write_line(out, &self.header)?;
         for row in &self.rows {
-            line(out, row)?;
+            write_line(out, row)?;
         }
         Ok(())
     }

@@ -69,15 +69,16 @@ fn stage_code(stage: &str) -> u64 {
     }
 }
 
-/// The 64-bit dedup key of an identity. The high 56 bits are a hash of the event's id alone, so
-/// the same file answers "where is auditID X" (see `Reader::locate_id`).
+/// The dedup key of an identity: a 32-bit hash of the event's id alone in the high bits (so the
+/// same file answers "where is auditID X", see `Reader::locate_id`) and the stage code in the
+/// low byte (`ids::KEY_MASK`).
 pub fn dedup_key(identity: &str) -> u64 {
     let (id, stage) = identity.split_once('\0').unwrap_or((identity, ""));
     id_hash(id) | stage_code(stage)
 }
 
 pub fn id_hash(id: &str) -> u64 {
-    xxh3_64(id.as_bytes()) & !0xff
+    xxh3_64(id.as_bytes()) & crate::ids::KEY_MASK & !0xff
 }
 
 /// A Kubernetes audit event's identity, read from its JSON.

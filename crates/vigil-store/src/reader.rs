@@ -343,11 +343,11 @@ impl Reader {
         let want_alert = prepare::id_hash(&format!("alert:{id}"));
         let mut out = Vec::new();
         for p in &self.parts {
-            let Ok(bytes) = std::fs::read(p.dir.join("ids.bin")) else {
+            let Some((bytes, width)) = crate::ids::read(&p.dir) else {
                 continue;
             };
-            for (i, c) in bytes.chunks_exact(8).enumerate() {
-                let k = u64::from_le_bytes(c.try_into().unwrap_or_default()) & !0xff;
+            for (i, c) in bytes.chunks_exact(width).enumerate() {
+                let k = crate::ids::get(c) & !0xff;
                 if (k == want || k == want_alert) && (i as u64) < p.count {
                     out.push(index::loc(p.id, i as u64));
                 }

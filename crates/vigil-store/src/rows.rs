@@ -275,43 +275,70 @@ pub fn decode_frame(
     payload: &[u8],
     want: Option<&[usize]>,
 ) -> Option<Vec<(usize, Row)>> {
-    let raw = zstd::bulk::decompress(payload, f.raw_len as usize).ok()?;
-    if raw.len() != f.raw_len as usize {
-        return None;
+    FrameDecoder::new().ok()?.decode(f, payload, want)
+}
+
+/// Decodes frames one after the other with one zstd context and one buffer.
+pub struct FrameDecoder {
+    dctx: zstd::bulk::Decompressor<'static>,
+    raw: Vec<u8>,
+}
+
+impl FrameDecoder {
+    pub fn new() -> std::io::Result<FrameDecoder> {
+        Ok(FrameDecoder {
+            dctx: zstd::bulk::Decompressor::new()?,
+            raw: Vec::new(),
+        })
     }
-    let mut c = Cursor::new(&raw);
-    let mut out = Vec::with_capacity(want.map_or(f.count as usize, <[usize]>::len));
-    let mut next = want.map(|w| w.iter().peekable());
-    for i in 0..f.count as usize {
-        let keep = match &mut next {
-            None => true,
-            Some(it) => {
-                let mut k = false;
-                while it.next_if(|w| **w == i).is_some() {
-                    k = true;
+
+    /// As `decode_frame`.
+    pub fn decode(
+        &mut self,
+        f: &FramePos,
+        payload: &[u8],
+        want: Option<&[usize]>,
+    ) -> Option<Vec<(usize, Row)>> {
+        self.raw.clear();
+        self.raw.reserve(f.raw_len as usize);
+        let n = self
+            .dctx
+            .decompress_to_buffer(payload, &mut self.raw)
+            .ok()?;
+        if n != f.raw_len as usize {
+            return None;
+        }
+        let mut c = Cursor::new(&self.raw);
+        let mut out = Vec::with_capacity(want.map_or(f.count as usize, <[usize]>::len));
+        let mut next = want.map(|w| w.iter().peekable());
+        for i in 0..f.count as usize {
+            let keep = match &mut next {
+                None => true,
+                Some(it) => {
+                    let mut k = false;
+                    while it.next_if(|w| **w == i).is_some() {
+                        k = true;
+                    }
+                    k
                 }
-                k
+            };
+            if !keep {
+                for _ in 0..4 {
+                    c.bytes()?;
+                }
+                continue;
             }
-        };
-        let mut col = || -> Option<String> {
-            let b = c.bytes()?;
-            Some(if keep {
-                String::from_utf8(b.to_vec()).ok()?
-            } else {
-                String::new()
-            })
-        };
-        let row = Row {
-            dataset: col()?,
-            who: col()?,
-            what: col()?,
-            result: col()?,
-        };
-        if keep {
+            let mut col = || -> Option<String> { String::from_utf8(c.bytes()?.to_vec()).ok() };
+            let row = Row {
+                dataset: col()?,
+                who: col()?,
+                what: col()?,
+                result: col()?,
+            };
             out.push((i, row));
         }
+        c.done().then_some(out)
     }
-    c.done().then_some(out)
 }
 
 /// The frames of `rows.bin` from its start, headers only, as long as they follow each other

@@ -168,6 +168,15 @@ fn read_frames(parts: &[PartInfo], groups: &[&[Want]]) -> Fetched {
     let mut found = Vec::new();
     let mut failed = Vec::new();
     let mut offsets = Vec::new();
+    let Ok(mut decoder) = rows::FrameDecoder::new() else {
+        return (
+            Vec::new(),
+            groups
+                .iter()
+                .flat_map(|g| g.iter().map(|w| w.slot))
+                .collect(),
+        );
+    };
     for g in groups {
         let part = &parts[g[0].part];
         let frame: &FramePos = &part.rows[g[0].frame];
@@ -180,7 +189,7 @@ fn read_frames(parts: &[PartInfo], groups: &[&[Want]]) -> Fetched {
             .as_ref()
             .and_then(|f| rows::read_payload(f, frame).ok())
             .filter(|p| frame.checks(p))
-            .and_then(|p| rows::decode_frame(frame, &p, Some(&offsets)));
+            .and_then(|p| decoder.decode(frame, &p, Some(&offsets)));
         let Some(rows) = rows else {
             failed.extend(g.iter().map(|w| w.slot));
             continue;

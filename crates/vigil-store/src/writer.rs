@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tantivy::{Index, IndexWriter, TantivyDocument, Term};
 
 use crate::chain::{self, Checkpoint, Deletion};
+use crate::ids::{self, IdMap};
 use crate::index::{self, Fields};
 use crate::journal::{self, BlockPos};
 use crate::prepare::{self, Record};
@@ -31,6 +32,9 @@ pub struct StoreOptions {
     pub index_memory: usize,
     /// Timeline rows written per frame of `rows.bin` (a commit or close writes fewer).
     pub frame_rows: usize,
+    /// zstd level of those frames: higher than the journal's, as rows are few bytes to
+    /// compress and a larger share of the store's small per-event size.
+    pub rows_zstd_level: i32,
 }
 
 impl Default for StoreOptions {
@@ -42,6 +46,7 @@ impl Default for StoreOptions {
             index_commit_docs: 2_000_000,
             index_memory: 192 << 20,
             frame_rows: crate::rows::FRAME_ROWS,
+            rows_zstd_level: 12,
         }
     }
 }
@@ -83,7 +88,7 @@ struct Part {
     dicts: BTreeMap<u32, Arc<Vec<u8>>>,
     compressor: Option<zstd::bulk::Compressor<'static>>,
     /// Dedup keys (see `prepare::dedup_key`) to record numbers; loaded on first write.
-    ids: Option<HashMap<u64, u32>>,
+    ids: Option<IdMap>,
     rows: RowsLog,
 }
 
@@ -300,7 +305,7 @@ impl Store {
     /// Rebuilds from the journal the timeline rows the rows files lack (a crash before their
     /// frame was written, a store made before them).
     fn catch_up_rows(&mut self) -> Result<(), StoreError> {
-        let (level, key, frame_rows) = (self.opts.zstd_level, &self.key, self.opts.frame_rows);
+        let (level, key, frame_rows) = (self.opts.rows_zstd_level, &self.key, self.opts.frame_rows);
         for p in self.parts.values_mut() {
             let from = p.rows.next();
             if from >= p.next_seq {
@@ -325,7 +330,7 @@ impl Store {
     /// Makes the index durable up to what was appended (the journal is durable already), and
     /// writes the timeline rows buffered so far.
     pub fn commit_index(&mut self) -> Result<(), StoreError> {
-        let (level, key) = (self.opts.zstd_level, &self.key);
+        let (level, key) = (self.opts.rows_zstd_level, &self.key);
         for p in self.parts.values_mut() {
             p.rows.flush(&p.name, level, key);
         }
@@ -372,7 +377,7 @@ impl Store {
                     seg_dict: None,
                     dicts: BTreeMap::new(),
                     compressor: None,
-                    ids: Some(HashMap::new()),
+                    ids: Some(IdMap::default()),
                     rows,
                 },
             );
@@ -435,17 +440,17 @@ impl Store {
                         .iter()
                         .any(|j| records[*j].identity.as_deref() == Some(identity))
                 });
-                let stored_seq = {
+                let candidates = {
                     let p = self.part_for(&name, &r.dataset)?;
-                    p.ids.as_ref().and_then(|m| m.get(&key).copied())
+                    p.ids.as_ref().map(|m| m.get(key)).unwrap_or_default()
                 };
-                let seen_stored = match stored_seq {
-                    Some(seq) => self
+                let mut seen_stored = false;
+                for seq in candidates {
+                    seen_stored |= self
                         .stored(&name, u64::from(seq))?
                         .and_then(|s| prepare::identity_of(&r.dataset, &s.raw))
-                        .is_some_and(|s| s == *identity),
-                    None => false,
-                };
+                        .is_some_and(|s| s == *identity);
+                }
                 if seen_in_batch || seen_stored {
                     ack.duplicates += 1;
                     continue;
@@ -514,13 +519,13 @@ impl Store {
                 .parts
                 .get_mut(name)
                 .ok_or_else(|| StoreError::Io(name.clone()))?;
-            let mut ids_bytes = Vec::with_capacity(idxs.len() * 8);
+            let mut ids_bytes = Vec::with_capacity(idxs.len() * ids::ID_BYTES);
             for &i in idxs {
                 let key = records[i].identity.as_deref().map_or(0, prepare::dedup_key);
-                ids_bytes.extend_from_slice(&key.to_le_bytes());
+                ids::put(&mut ids_bytes, key);
                 if let (Some(loc), Some(ids)) = (ack.locs[i], p.ids.as_mut()) {
                     if key != 0 {
-                        ids.entry(key).or_insert(index::unloc(loc).1 as u32);
+                        ids.insert(key, index::unloc(loc).1 as u32);
                     }
                 }
             }
@@ -534,7 +539,7 @@ impl Store {
                     crate::rows::row_of(alert, &r.dataset, &r.doc),
                 );
                 if p.rows.pending() >= self.opts.frame_rows {
-                    p.rows.flush(&p.name, self.opts.zstd_level, &self.key);
+                    p.rows.flush(&p.name, self.opts.rows_zstd_level, &self.key);
                 }
                 self.indexer
                     .writer
@@ -762,7 +767,7 @@ impl Store {
 }
 
 fn ids_path(p: &Part) -> PathBuf {
-    p.dir.join("ids.bin")
+    p.dir.join(ids::IDS_FILE)
 }
 
 fn append_ids(p: &Part, bytes: &[u8]) {
@@ -773,22 +778,25 @@ fn append_ids(p: &Part, bytes: &[u8]) {
     }
 }
 
-/// The dedup keys of a partition: `ids.bin` (8 bytes per record), completed from the journal
-/// when it is behind (a crash after the journal write).
-fn load_ids(p: &Part) -> Result<HashMap<u64, u32>, StoreError> {
+/// The dedup keys of a partition: its id file (see `ids`), completed from the journal when it
+/// is behind (a crash after the journal write; a store made before the file).
+fn load_ids(p: &Part) -> Result<IdMap, StoreError> {
     let path = ids_path(p);
-    let mut bytes = fs::read(&path).unwrap_or_default();
-    let have = (bytes.len() / 8) as u64;
-    if have > p.next_seq || bytes.len() & 7 != 0 {
-        bytes.truncate((have.min(p.next_seq) * 8) as usize);
+    let legacy = p.dir.join(ids::LEGACY_IDS_FILE);
+    if legacy.exists() {
+        fs::remove_file(&legacy).map_err(|e| StoreError::io(&legacy, e))?;
     }
-    let mut have = (bytes.len() / 8) as u64;
+    let w = ids::ID_BYTES;
+    let mut bytes = fs::read(&path).unwrap_or_default();
+    let have = (bytes.len() / w) as u64;
+    bytes.truncate((have.min(p.next_seq) as usize) * w);
+    let mut have = (bytes.len() / w) as u64;
     if have < p.next_seq {
         each_record(p, have, |r| {
             let key = prepare::identity_of(&p.dataset, &r.raw)
                 .as_deref()
                 .map_or(0, prepare::dedup_key);
-            bytes.extend_from_slice(&key.to_le_bytes());
+            ids::put(&mut bytes, key);
             have += 1;
             Ok(())
         })?;
@@ -796,11 +804,11 @@ fn load_ids(p: &Part) -> Result<HashMap<u64, u32>, StoreError> {
     } else if (fs::metadata(&path).map(|m| m.len()).unwrap_or(0)) != bytes.len() as u64 {
         fs::write(&path, &bytes).map_err(|e| StoreError::io(&path, e))?;
     }
-    let mut map = HashMap::with_capacity(bytes.len() / 8);
-    for (i, c) in bytes.chunks_exact(8).enumerate() {
-        let key = u64::from_le_bytes(c.try_into().unwrap_or_default());
+    let mut map = IdMap::with_capacity(bytes.len() / w);
+    for (i, c) in bytes.chunks_exact(w).enumerate() {
+        let key = ids::get(c);
         if key != 0 {
-            map.entry(key).or_insert(i as u32);
+            map.insert(key, i as u32);
         }
     }
     Ok(map)

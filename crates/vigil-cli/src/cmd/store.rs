@@ -135,9 +135,7 @@ pub fn print_rendered(rendered: Rendered) -> Result<()> {
         }
         Rendered::Rows(rows) => {
             let mut t = Table::new(EVENT_HEADER);
-            for r in rows {
-                t.row(r);
-            }
+            t.rows(rows);
             finish(t.write(&mut out))?;
         }
     }

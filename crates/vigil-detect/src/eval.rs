@@ -397,7 +397,20 @@ impl RuleSet {
         // The whole document, for rules that read more than their fields.
         let mut whole: Option<Cx> = None;
         let mut selected = None;
-        for (pos, cr) in ds.rules.iter().enumerate() {
+        // Only the rules the prefilter can let through are visited (in order).
+        let (mut offered, mut every);
+        let positions: &mut dyn Iterator<Item = usize> = match &scan {
+            Some(s) => {
+                offered = s.candidates();
+                &mut offered
+            }
+            None => {
+                every = 0..ds.rules.len();
+                &mut every
+            }
+        };
+        for pos in positions {
+            let cr = &ds.rules[pos];
             let info = &self.rules[cr.rule];
             let wanted = info.alerts || (correlations && !cr.feeds.is_empty());
             if !wanted {

@@ -136,6 +136,8 @@ pub(crate) struct Prefilter {
     pub(crate) patterns: Vec<String>,
     /// Per automaton literal: the positions of the rules whose first clause it is part of.
     gated: Vec<Vec<u32>>,
+    /// Bit set of the rule positions without such a first clause (see [`Scan::candidates`]).
+    ungated: Vec<u64>,
     /// Per rule position: the rule's clauses, the paths it reads, and whether it reads more
     /// than its fields (keywords: every value), so that it is given the whole document.
     rules: Vec<RuleReads>,

@@ -257,6 +257,13 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
         ..
     } = t;
     let mut gated = vec![Vec::new(); pats.len()];
+    // Rules no automaton literal opens: the scan always offers them.
+    let mut ungated = vec![0u64; rules.len().div_ceil(64)];
+    for (pos, r) in rules.iter().enumerate() {
+        if r.required.first().is_none_or(|c| c.gate == u32::MAX) {
+            ungated[pos / 64] |= 1 << (pos % 64);
+        }
+    }
     for r in rules.iter() {
         if let Some(c) = r.required.first().filter(|c| c.gate != u32::MAX) {
             for &l in &c.lits {
@@ -338,6 +345,7 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
         finder_lits,
         patterns: pats,
         gated,
+        ungated,
         rules: reads,
         id: {
             static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -165,7 +165,8 @@ impl<'r> Scan<'r> {
             big.resize(rules.len().div_ceil(64), 0);
             &mut big
         };
-        for (i, r) in rules.iter().enumerate() {
+        for i in self.candidates() {
+            let r = &rules[i];
             if !r.whole && self.may_match(&r.required) {
                 set[i / 64] |= 1 << (i % 64);
             }
@@ -188,6 +189,31 @@ impl<'r> Scan<'r> {
             let t = std::rc::Rc::new(pruned::Tree::new(&paths));
             c.insert(set.to_vec(), t.clone());
             t
+        })
+    }
+
+    /// The rule positions [`Scan::may_match`] can be true for, in increasing order: those whose
+    /// first clause the automaton found, and those without such a clause (every position when
+    /// the text is poisoned). The others need not be asked.
+    pub(crate) fn candidates(&self) -> impl Iterator<Item = usize> + '_ {
+        let n = self.pf.rules.len();
+        (0..n.div_ceil(64)).flat_map(move |w| {
+            let mut bits = if self.poisoned {
+                u64::MAX
+            } else {
+                self.open[w] | self.pf.ungated[w]
+            };
+            let left = n - w * 64;
+            if left < 64 {
+                bits &= (1u64 << left) - 1;
+            }
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let i = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    w * 64 + i
+                })
+            })
         })
     }
 

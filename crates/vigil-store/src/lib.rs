@@ -9,11 +9,12 @@
 //! DIR/checkpoints.log            signed chain heads, one JSON line per block written
 //! DIR/deletions.log              signed record of partitions removed by retention
 //! DIR/retention                  `DATASET: 400d` lines (`default: ...`)
-//! DIR/journal/DATASET/DAY/       a partition: partition.json, 000001.seg..., ids5.bin, rows.bin
+//! DIR/journal/DATASET/DAY/       a partition: partition.json, 000001.seg..., 000001.blk..., ids5.bin, rows.bin
 //! DIR/index/                     tantivy
 //! ```
 //! See `segment` for the record format and ARCHITECTURE.md for the rules it keeps.
 
+pub mod blockmap;
 pub mod chain;
 mod fetch;
 pub mod ids;

@@ -181,7 +181,7 @@ impl Reader {
         };
         let mut parts = Vec::new();
         for (name, path, meta) in list_partitions(dir)? {
-            let scan = journal::scan(&path)?;
+            let scan = journal::scan_for_reading(&path)?;
             let signed = ckpts.get(&name).map_or(0, |c| c.records);
             let count = scan.next_seq.min(signed);
             let mut blocks = scan.blocks;

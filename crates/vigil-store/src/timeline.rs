@@ -35,8 +35,8 @@ impl TimelineRow {
     }
 }
 
-/// Rows found (with their result slots), and the slots to read from the journal instead.
-type Fetched = (Vec<(usize, Row)>, Vec<usize>);
+/// Items made (with their result slots), and the slots to read from the journal instead.
+type Fetched<T> = (Vec<(usize, T)>, Vec<usize>);
 
 /// A hit wanted from a rows frame.
 #[derive(Clone, Copy)]
@@ -45,6 +45,7 @@ struct Want {
     frame: usize,
     offset: usize,
     slot: usize,
+    ts: i64,
 }
 
 impl Reader {
@@ -54,9 +55,20 @@ impl Reader {
         q: &Query,
         opts: &SearchOptions,
     ) -> Result<crate::reader::FoundMap<TimelineRow>, StoreError> {
+        self.search_rows_map(q, opts, &|t| t)
+    }
+
+    /// As `search_rows`, each row passed through `f` on the thread that read it (what the
+    /// caller makes of a row, a line of text, is made in parallel too).
+    pub fn search_rows_map<T: Send>(
+        &self,
+        q: &Query,
+        opts: &SearchOptions,
+        f: &(dyn Fn(TimelineRow) -> T + Sync),
+    ) -> Result<crate::reader::FoundMap<T>, StoreError> {
         let g = self.gather(q, opts)?;
         if !g.exact {
-            return self.fetch_gathered(g, q, opts, &|ev| TimelineRow::of(&ev));
+            return self.fetch_gathered(g, q, opts, &|ev| f(TimelineRow::of(&ev)));
         }
         let Gathered {
             mut hits,
@@ -68,12 +80,12 @@ impl Reader {
         if truncated {
             hits.truncate(opts.limit);
         }
-        let mut items: Vec<Option<TimelineRow>> = vec![None; hits.len()];
+        let mut items: Vec<Option<T>> = std::iter::repeat_with(|| None).take(hits.len()).collect();
         let mut wants = Vec::new();
         let mut from_journal = Vec::new();
         for (slot, h) in hits.iter().enumerate() {
             if let Some(ev) = from_scan.remove(&h.loc) {
-                items[slot] = Some(TimelineRow::of(&ev));
+                items[slot] = Some(f(TimelineRow::of(&ev)));
                 continue;
             }
             match self.frame_of(h.loc) {
@@ -82,29 +94,24 @@ impl Reader {
                     frame,
                     offset,
                     slot,
+                    ts: h.ts,
                 }),
                 None => from_journal.push(slot),
             }
         }
         let threads = crate::fetch::read_threads();
-        let (found, failed) = fetch_frames(&self.parts, wants, threads);
-        for (slot, row) in found {
-            let h = hits[slot];
-            let part = &self.parts[self.by_id[&index::unloc(h.loc).0]];
-            items[slot] = Some(TimelineRow {
-                ts: h.ts,
-                alert: part.dataset == prepare::ALERT_DATASET,
-                row,
-            });
+        let (found, failed) = fetch_frames(&self.parts, wants, threads, f);
+        for (slot, item) in found {
+            items[slot] = Some(item);
         }
         from_journal.extend(failed);
         from_journal.sort_unstable();
         let locs: Vec<u64> = from_journal.iter().map(|&s| hits[s].loc).collect();
         let read = crate::fetch::fetch_map(&self.parts, &self.by_id, &locs, threads, &|ev| {
-            Some(TimelineRow::of(&ev))
+            Some(f(TimelineRow::of(&ev)))
         })?;
-        for (slot, row) in from_journal.into_iter().zip(read) {
-            items[slot] = row;
+        for (slot, item) in from_journal.into_iter().zip(read) {
+            items[slot] = item;
         }
         Ok(crate::reader::FoundMap {
             items: items.into_iter().flatten().collect(),
@@ -128,7 +135,12 @@ impl Reader {
 
 /// The wanted rows, each frame read once, the frames split over `threads` workers; also the
 /// slots whose frame could not be read or did not check (to be read from the journal).
-fn fetch_frames(parts: &[PartInfo], mut wants: Vec<Want>, threads: usize) -> Fetched {
+fn fetch_frames<T: Send>(
+    parts: &[PartInfo],
+    mut wants: Vec<Want>,
+    threads: usize,
+    f: &(dyn Fn(TimelineRow) -> T + Sync),
+) -> Fetched<T> {
     wants.sort_unstable_by_key(|w| (w.part, w.frame, w.offset, w.slot));
     let groups: Vec<&[Want]> = wants
         .chunk_by(|a, b| (a.part, a.frame) == (b.part, b.frame))
@@ -139,13 +151,17 @@ fn fetch_frames(parts: &[PartInfo], mut wants: Vec<Want>, threads: usize) -> Fet
         threads
     };
     let shares = crate::fetch::shares(&groups, threads, |g| 64 + g.len());
-    let results: Vec<Fetched> = if shares.len() <= 1 {
-        vec![read_frames(parts, shares.first().copied().unwrap_or(&[]))]
+    let results: Vec<Fetched<T>> = if shares.len() <= 1 {
+        vec![read_frames(
+            parts,
+            shares.first().copied().unwrap_or(&[]),
+            f,
+        )]
     } else {
         std::thread::scope(|s| {
             let handles: Vec<_> = shares
                 .iter()
-                .map(|share| s.spawn(move || read_frames(parts, share)))
+                .map(|share| s.spawn(move || read_frames(parts, share, f)))
                 .collect();
             handles
                 .into_iter()
@@ -163,7 +179,11 @@ fn fetch_frames(parts: &[PartInfo], mut wants: Vec<Want>, threads: usize) -> Fet
 }
 
 /// One worker: its frames in order.
-fn read_frames(parts: &[PartInfo], groups: &[&[Want]]) -> Fetched {
+fn read_frames<T>(
+    parts: &[PartInfo],
+    groups: &[&[Want]],
+    f: &(dyn Fn(TimelineRow) -> T + Sync),
+) -> Fetched<T> {
     let mut files: HashMap<usize, Option<File>> = HashMap::new();
     let mut found = Vec::new();
     let mut failed = Vec::new();
@@ -179,6 +199,7 @@ fn read_frames(parts: &[PartInfo], groups: &[&[Want]]) -> Fetched {
     };
     for g in groups {
         let part = &parts[g[0].part];
+        let alert = part.dataset == prepare::ALERT_DATASET;
         let frame: &FramePos = &part.rows[g[0].frame];
         let file = files
             .entry(g[0].part)
@@ -196,11 +217,24 @@ fn read_frames(parts: &[PartInfo], groups: &[&[Want]]) -> Fetched {
         };
         // Both in offset order; a record wanted twice is next to itself.
         let mut it = rows.into_iter().peekable();
-        for w in g.iter() {
+        for (k, w) in g.iter().enumerate() {
             while it.next_if(|(o, _)| *o < w.offset).is_some() {}
-            match it.peek() {
-                Some((o, row)) if *o == w.offset => found.push((w.slot, row.clone())),
-                _ => failed.push(w.slot),
+            let again = g.get(k + 1).is_some_and(|n| n.offset == w.offset);
+            let row = match it.peek() {
+                Some((o, _)) if *o == w.offset && again => it.peek().map(|(_, r)| r.clone()),
+                Some((o, _)) if *o == w.offset => it.next().map(|(_, r)| r),
+                _ => None,
+            };
+            match row {
+                Some(row) => found.push((
+                    w.slot,
+                    f(TimelineRow {
+                        ts: w.ts,
+                        alert,
+                        row,
+                    }),
+                )),
+                None => failed.push(w.slot),
             }
         }
     }

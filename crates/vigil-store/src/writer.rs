@@ -582,6 +582,9 @@ impl Store {
                     if let Some(f) = p.file.take() {
                         f.sync_data().map_err(|e| StoreError::io(&p.dir, e))?;
                     }
+                    if p.segment > 0 {
+                        write_block_map(p, p.segment, p.seg_len);
+                    }
                     if let Some(d) = train_dict(records, &idxs[i..]) {
                         p.dict = Some(Arc::new(d));
                     }
@@ -881,10 +884,11 @@ fn recover_partition(
     let next_seq = blocks
         .last()
         .map_or(0, |b| b.header.first_seq + u64::from(b.header.count));
+    let closed = &segments[..segments.len().saturating_sub(1)];
     let head = blocks
         .last()
         .map_or_else(|| segment::genesis(name), |b| b.header.last_hash);
-    Ok(Part {
+    let part = Part {
         name: name.to_string(),
         id: meta.id,
         dataset: meta.dataset.clone(),
@@ -902,7 +906,24 @@ fn recover_partition(
         compressor: None,
         ids: None,
         rows: RowsLog::recover(dir, next_seq)?,
-    })
+    };
+    // Block maps for closed segments that have none (or a stale one).
+    for (n, _, len) in closed {
+        let first = part.blocks.iter().find(|b| b.segment == *n);
+        if let Some(first) = first {
+            if crate::blockmap::read(dir, *n, *len, first.header.first_seq).is_none() {
+                write_block_map(&part, *n, *len);
+            }
+        }
+    }
+    Ok(part)
+}
+
+/// Writes the block map of closed segment `n` (`len` bytes) of `p`. A map is a reader's
+/// shortcut, not data: failing to write one only makes opening slower.
+fn write_block_map(p: &Part, n: u32, len: u64) {
+    let blocks: Vec<&BlockPos> = p.blocks.iter().filter(|b| b.segment == n).collect();
+    let _ = crate::blockmap::write(&p.dir, n, len, &blocks);
 }
 
 /// The decoder for a segment's blocks.

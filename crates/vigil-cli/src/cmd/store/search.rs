@@ -164,9 +164,8 @@ pub fn timeline(args: TimelineArgs) -> Result<ExitCode> {
             (Rendered::Lines(found.items), found.truncated)
         }
         Format::Table => {
-            let found = reader.search_rows(&q, &opts)?;
-            let rows = found.items.into_iter().map(timeline_row).collect();
-            (Rendered::Rows(rows), found.truncated)
+            let found = reader.search_rows_map(&q, &opts, &timeline_row)?;
+            (Rendered::Rows(found.items), found.truncated)
         }
     };
     print_rendered(rendered)?;

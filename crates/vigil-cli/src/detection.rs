@@ -93,7 +93,9 @@ pub fn load_rules_with_lateness(opts: &RuleOptions, lateness_ms: i64) -> Result<
             .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
         cfg.placeholders.extend(extra);
     }
-    let (set, errors) = RuleSet::compile(&sources, &cfg);
+    let (mut set, errors) = RuleSet::compile(&sources, &cfg);
+    // Alerts read the event's id and time: from the document the rules read (see `evaluate`).
+    set.keep_fields(&head::KEYS);
     for e in &errors {
         eprintln!("vigil: rule not loaded: {e}");
     }
@@ -186,18 +188,27 @@ pub fn evaluate(set: &RuleSet, item: &Item, keep_doc: bool) -> Evaluated {
         (None, Some(doc)) => Event::new(item.dataset, doc),
         (None, None) => return done,
     };
-    set.matches(&ev, true, &mut matches);
+    // The document the rules read holds the id, the time and what correlations read (see
+    // `load_rules_with_lateness`): no second parse for them.
+    let pruned = set.matches_doc(&ev, true, &mut matches);
     if matches.is_empty() {
         return done;
     }
     let feeds = matches.iter().any(|m| set.feeds_correlation(m.rule));
-    let head = match (item.raw, item.doc) {
-        (Some(raw), None) if !keep_doc && !feeds && !ev.is_parsed() => head::Head::parse(raw),
+    let pruned = pruned.filter(|_| !keep_doc && item.doc.is_none());
+    let head = match (item.raw, item.doc, &pruned) {
+        (Some(raw), None, None) if !keep_doc && !feeds && !ev.is_parsed() => head::Head::parse(raw),
         _ => None,
     };
     if let Some(doc) = item.doc {
         done.id = event_id(item.dataset, doc);
         done.time = event_time(doc);
+    } else if let Some(doc) = pruned {
+        done.id = event_id(item.dataset, &doc);
+        done.time = event_time(&doc);
+        if feeds {
+            done.doc = Some(doc);
+        }
     } else if let Some(head) = head {
         // Only the id and the time are needed: no document is built.
         done.id = id_key(item.dataset)

@@ -656,10 +656,30 @@ impl RuleSet {
             }
         }
 
-        // Prefilters.
+        // Prefilters. Where rules feed correlations, pruned documents also keep what the
+        // correlations read (event time, id, group-by and value fields), so that they can be
+        // fed from them (see `RuleSet::matches_doc`).
         if cfg.prefilter {
-            for ds in &mut set.datasets {
+            for (di, ds) in set.datasets.iter_mut().enumerate() {
                 ds.prefilter = prefilter::build(&mut ds.rules);
+                let Some(pf) = ds.prefilter.as_mut() else {
+                    continue;
+                };
+                if ds.rules.iter().all(|r| r.feeds.is_empty()) {
+                    continue;
+                }
+                let mut keep = ds.time_paths.clone();
+                keep.extend(ds.id_path.clone());
+                for c in &set.correlations {
+                    for f in c
+                        .sources
+                        .iter()
+                        .flat_map(|s| s.group.iter().chain(&s.value))
+                    {
+                        keep.extend(f.paths.get(&di).into_iter().flatten().cloned());
+                    }
+                }
+                pf.keep(&keep);
             }
         }
         (set, errors)

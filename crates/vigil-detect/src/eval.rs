@@ -324,6 +324,35 @@ impl RuleSet {
         self.run(ev, correlations && !self.correlations.is_empty(), out);
     }
 
+    /// [`RuleSet::matches`], also handing over the document the rules read when some rule
+    /// matched and it was the event's text parsed down to what the rules that may match read
+    /// (`None`: nothing matched, the event came parsed, or the whole document was parsed and
+    /// `ev` holds it). The document also holds what correlations read from this dataset's
+    /// events and the fields of [`RuleSet::keep_fields`], with their values as in the whole
+    /// document.
+    pub fn matches_doc(
+        &self,
+        ev: &Event,
+        correlations: bool,
+        out: &mut Vec<Match>,
+    ) -> Option<Value> {
+        self.run(ev, correlations && !self.correlations.is_empty(), out)
+    }
+
+    /// Makes the documents [`RuleSet::matches_doc`] gives keep these field paths of every
+    /// dataset's events too (e.g. `auditID`).
+    pub fn keep_fields(&mut self, paths: &[&str]) {
+        let paths: Vec<crate::event::FieldPath> = paths
+            .iter()
+            .map(|p| crate::event::FieldPath::new(p))
+            .collect();
+        for ds in &mut self.datasets {
+            if let Some(pf) = ds.prefilter.as_mut() {
+                pf.keep(&paths);
+            }
+        }
+    }
+
     /// Whether matches of detection rule `rule` feed a correlation (then
     /// [`RuleSet::correlate`] reads the event's document).
     pub fn feeds_correlation(&self, rule: usize) -> bool {
@@ -381,79 +410,87 @@ impl RuleSet {
         self.advance_correlations(ev, state, alerts);
     }
 
-    fn run(&self, ev: &Event, correlations: bool, out: &mut Vec<Match>) {
-        let Some(di) = self.dataset_index(ev.dataset()) else {
-            return;
-        };
+    /// Appends the matches; gives the pruned document when some rule matched on it (see
+    /// [`RuleSet::matches_doc`]).
+    fn run(&self, ev: &Event, correlations: bool, out: &mut Vec<Match>) -> Option<Value> {
+        let di = self.dataset_index(ev.dataset())?;
         let ds = &self.datasets[di];
         if ds.rules.is_empty() {
-            return;
+            return None;
         }
-        let scan = match (&ds.prefilter, ev.raw()) {
+        let start = out.len();
+        let mut scan = match (&ds.prefilter, ev.raw()) {
             (Some(p), Some(raw)) => Some(p.scan(raw)),
             _ => None,
         };
-        let mut cx: Option<Cx> = None;
-        // The whole document, for rules that read more than their fields.
-        let mut whole: Option<Cx> = None;
-        let mut selected = None;
-        // Only the rules the prefilter can let through are visited (in order).
-        let (mut offered, mut every);
-        let positions: &mut dyn Iterator<Item = usize> = match &scan {
-            Some(s) => {
-                offered = s.candidates();
-                &mut offered
-            }
-            None => {
-                every = 0..ds.rules.len();
-                &mut every
-            }
-        };
-        for pos in positions {
-            let cr = &ds.rules[pos];
-            let info = &self.rules[cr.rule];
-            let wanted = info.alerts || (correlations && !cr.feeds.is_empty());
-            if !wanted {
-                continue;
-            }
-            if let Some(s) = &scan {
-                if !s.may_match(&cr.required) {
+        // The rule loop borrows the scan's document; it is handed over after.
+        {
+            let mut cx: Option<Cx> = None;
+            // The whole document, for rules that read more than their fields.
+            let mut whole: Option<Cx> = None;
+            let mut selected = None;
+            // Only the rules the prefilter can let through are visited (in order).
+            let (mut offered, mut every);
+            let positions: &mut dyn Iterator<Item = usize> = match &scan {
+                Some(s) => {
+                    offered = s.candidates();
+                    &mut offered
+                }
+                None => {
+                    every = 0..ds.rules.len();
+                    &mut every
+                }
+            };
+            for pos in positions {
+                let cr = &ds.rules[pos];
+                let info = &self.rules[cr.rule];
+                let wanted = info.alerts || (correlations && !cr.feeds.is_empty());
+                if !wanted {
                     continue;
                 }
-            }
-            if cx.is_none() {
-                // Parsed down to the fields the rules read (see `prefilter::Scan::doc`).
-                match scan.as_ref().map_or_else(|| ev.doc(), |s| s.doc(ev)) {
-                    Some(doc) => cx = Some(Cx::new(doc)),
-                    None => return,
-                }
-            }
-            let Some(mut cx) = cx.as_ref() else {
-                return;
-            };
-            if scan.as_ref().is_some_and(|s| s.needs_whole(pos)) {
-                if whole.is_none() {
-                    match ev.doc() {
-                        Some(doc) => whole = Some(Cx::new(doc)),
-                        None => return,
+                if let Some(s) = &scan {
+                    if !s.may_match(&cr.required) {
+                        continue;
                     }
                 }
-                if let Some(w) = whole.as_ref() {
-                    cx = w;
+                if cx.is_none() {
+                    // Parsed down to the fields the rules read (see `prefilter::Scan::doc`).
+                    match scan.as_ref().map_or_else(|| ev.doc(), |s| s.doc(ev)) {
+                        Some(doc) => cx = Some(Cx::new(doc)),
+                        None => return None,
+                    }
                 }
-            }
-            if let Some(d) = &ds.dispatch {
-                if d.anchored[pos] && !selected.get_or_insert_with(|| d.select(cx)).contains(pos) {
+                let mut cx = cx.as_ref()?;
+                if scan.as_ref().is_some_and(|s| s.needs_whole(pos)) {
+                    if whole.is_none() {
+                        match ev.doc() {
+                            Some(doc) => whole = Some(Cx::new(doc)),
+                            None => return None,
+                        }
+                    }
+                    if let Some(w) = whole.as_ref() {
+                        cx = w;
+                    }
+                }
+                if let Some(d) = &ds.dispatch {
+                    if d.anchored[pos]
+                        && !selected.get_or_insert_with(|| d.select(cx)).contains(pos)
+                    {
+                        continue;
+                    }
+                }
+                if !cr.eval(cx) {
                     continue;
                 }
+                out.push(Match {
+                    rule: cr.rule,
+                    matched: cr.matched(cx),
+                });
             }
-            if !cr.eval(cx) {
-                continue;
-            }
-            out.push(Match {
-                rule: cr.rule,
-                matched: cr.matched(cx),
-            });
         }
+        if out.len() == start {
+            return None;
+        }
+        scan.as_mut().and_then(|s| s.take_pruned())
     }
 }

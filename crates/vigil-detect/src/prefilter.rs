@@ -141,8 +141,31 @@ pub(crate) struct Prefilter {
     /// Per rule position: the rule's clauses, the paths it reads, and whether it reads more
     /// than its fields (keywords: every value), so that it is given the whole document.
     rules: Vec<RuleReads>,
+    /// Paths every pruned document keeps besides those of the rules (see [`Prefilter::keep`]).
+    keep: Vec<crate::event::FieldPath>,
     /// Identifies this prefilter in the per-thread cache of pruning trees.
     id: u64,
+}
+
+/// A fresh identity for a prefilter's pruning trees.
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Prefilter {
+    /// Makes every pruned document keep these paths too (what correlations read, what the
+    /// caller reads from matched events): a pruned document then answers them as the whole
+    /// one does.
+    pub(crate) fn keep(&mut self, paths: &[crate::event::FieldPath]) {
+        for p in paths {
+            if !self.keep.iter().any(|k| k.text == p.text) {
+                self.keep.push(p.clone());
+            }
+        }
+        // Trees cached for the old set of paths must not be reused.
+        self.id = next_id();
+    }
 }
 
 #[derive(Debug)]

@@ -347,10 +347,8 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
         gated,
         ungated,
         rules: reads,
-        id: {
-            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        },
+        keep: Vec::new(),
+        id: super::next_id(),
     })
 }
 

@@ -154,6 +154,11 @@ impl<'r> Scan<'r> {
         }
     }
 
+    /// The pruned document, if the event was parsed down (see [`Scan::doc`]).
+    pub(crate) fn take_pruned(&mut self) -> Option<serde_json::Value> {
+        self.pruned.take().flatten()
+    }
+
     /// The pruning tree for the rules this event may match (cached per thread).
     fn tree(&self) -> std::rc::Rc<pruned::Tree> {
         let rules = &self.pf.rules;
@@ -185,6 +190,7 @@ impl<'r> Scan<'r> {
                 .enumerate()
                 .filter(|(i, _)| set[i / 64] & (1 << (i % 64)) != 0)
                 .flat_map(|(_, r)| r.paths.iter())
+                .chain(&self.pf.keep)
                 .collect();
             let t = std::rc::Rc::new(pruned::Tree::new(&paths));
             c.insert(set.to_vec(), t.clone());

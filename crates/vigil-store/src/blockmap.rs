@@ -1,6 +1,7 @@
-//! The block map of a closed segment (`NNNNNN.blk`): where its blocks are, so a reader opening
-//! the store does not read every block header of every segment (one read each: ~80,000 at
-//! 10M events, a tenth of a second before any query could start).
+//! The block map of a segment (`NNNNNN.blk`): where its blocks are, so a reader opening the
+//! store does not read every block header of every segment (one read each: ~80,000 at 10M
+//! events, a tenth of a second before any query could start). A map may cover only the start
+//! of a segment still being written; the reader reads the headers of the rest.
 //!
 //! ```text
 //! map     = entry* trailer
@@ -9,11 +10,11 @@
 //!           | xxh3(everything before) u64
 //! ```
 //!
-//! A map is derived data, written by the writer when a segment is closed (and on open for a
-//! closed segment without one), never fsynced. A reader uses it only when it checks and
-//! matches the segment's length and first record; the positions it gives are checked again
-//! against each block's own header and checksum when the block is read. The writer's recovery
-//! never uses maps: it reads the headers themselves.
+//! A map is derived data, written by the writer when a segment is closed, when the index is
+//! committed (and on open for a closed segment without one), never fsynced. A reader uses it
+//! only when it checks, starts at the segment's first record and ends within the file; the
+//! positions it gives are checked again against each block's own header and checksum when the
+//! block is read. The writer's recovery never uses maps: it reads the headers themselves.
 
 use std::path::{Path, PathBuf};
 
@@ -31,7 +32,7 @@ pub fn path(dir: &Path, segment: u32) -> PathBuf {
     dir.join(format!("{segment:06}.blk"))
 }
 
-/// Writes the map of a closed segment `blocks` (all of it, in order), `seg_len` bytes long.
+/// Writes the map of segment `segment` whose blocks (all of them, in order) end at `seg_len`.
 pub fn write(dir: &Path, segment: u32, seg_len: u64, blocks: &[&BlockPos]) -> std::io::Result<()> {
     let (Some(first), true) = (blocks.first(), blocks.iter().all(|b| b.segment == segment)) else {
         return Ok(());
@@ -56,9 +57,15 @@ pub fn write(dir: &Path, segment: u32, seg_len: u64, blocks: &[&BlockPos]) -> st
     std::fs::rename(&tmp, &p)
 }
 
-/// The blocks of segment `segment` (`seg_len` bytes, its records from `first_seq`) as its map
-/// gives them; `None` when there is no map or it does not check or match.
-pub fn read(dir: &Path, segment: u32, seg_len: u64, first_seq: u64) -> Option<Vec<BlockPos>> {
+/// The blocks of segment `segment` (a file of `file_len` bytes, its records from `first_seq`) as
+/// its map gives them, and where they end; `None` when there is no map or it does not check or
+/// fit the file.
+pub fn read(
+    dir: &Path,
+    segment: u32,
+    file_len: u64,
+    first_seq: u64,
+) -> Option<(Vec<BlockPos>, u64)> {
     let bytes = std::fs::read(path(dir, segment)).ok()?;
     let body_len = bytes.len().checked_sub(TRAILER)?;
     let (body, trailer) = bytes.split_at(body_len);
@@ -70,7 +77,7 @@ pub fn read(dir: &Path, segment: u32, seg_len: u64, first_seq: u64) -> Option<Ve
         || u64_at(trailer, 32) != xxh3_64(&bytes[..bytes.len() - 8])
         || u32_at(trailer, 4) as usize * ENTRY != body.len()
         || u64_at(trailer, 8) != first_seq
-        || u64_at(trailer, 24) != seg_len
+        || u64_at(trailer, 24) > file_len
     {
         return None;
     }
@@ -100,7 +107,7 @@ pub fn read(dir: &Path, segment: u32, seg_len: u64, first_seq: u64) -> Option<Ve
         });
         offset = next;
     }
-    (offset == seg_len && !out.is_empty()).then_some(out)
+    (offset == u64_at(trailer, 24) && !out.is_empty()).then_some((out, offset))
 }
 
 #[cfg(test)]
@@ -132,7 +139,13 @@ mod tests {
         let b1 = block(3, 1, start + 64 + 4000, 628, 3000);
         let end = b1.offset + 64 + 3000;
         write(dir.path(), 3, end, &[&b0, &b1]).unwrap();
-        let got = read(dir.path(), 3, end, 500).unwrap();
+        let (got, to) = read(dir.path(), 3, end, 500).unwrap();
+        assert_eq!(to, end);
+        assert_eq!(
+            read(dir.path(), 3, end + 100, 500).unwrap().1,
+            end,
+            "the file grew"
+        );
         assert_eq!(got.len(), 2);
         for (g, w) in got.iter().zip([&b0, &b1]) {
             assert_eq!(
@@ -145,7 +158,10 @@ mod tests {
                 (b.payload_len, b.count, b.dict, b.first_seq, b.raw_len)
             );
         }
-        assert!(read(dir.path(), 3, end + 1, 500).is_none(), "segment grew");
+        assert!(
+            read(dir.path(), 3, end - 1, 500).is_none(),
+            "the file is shorter"
+        );
         assert!(
             read(dir.path(), 3, end, 501).is_none(),
             "other first record"

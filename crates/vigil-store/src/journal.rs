@@ -122,8 +122,8 @@ pub fn scan(dir: &Path) -> Result<Scan, StoreError> {
     scan_with(dir, false)
 }
 
-/// As `scan`, for readers: a closed segment's blocks come from its block map (`blockmap`) when
-/// it has a sound one, instead of reading each header. `head` is then not known.
+/// As `scan`, for readers: a segment's blocks come from its block map (`blockmap`) as far as it
+/// has a sound one, the headers after it are read. `head` is then not known.
 pub fn scan_for_reading(dir: &Path) -> Result<Scan, StoreError> {
     scan_with(dir, true)
 }
@@ -174,20 +174,20 @@ fn scan_with(dir: &Path, maps: bool) -> Result<Scan, StoreError> {
                 )))
             }
         }
-        if maps && !is_last {
+        let mut block = 0u32;
+        if maps {
             let mapped = crate::blockmap::read(dir, *n, len, scan.next_seq)
-                .filter(|b| b.first().is_some_and(|b| b.offset == offset));
-            if let Some(blocks) = mapped {
+                .filter(|(b, _)| b.first().is_some_and(|b| b.offset == offset));
+            if let Some((blocks, end)) = mapped {
                 if let Some(last) = blocks.last() {
                     scan.next_seq = last.header.first_seq + u64::from(last.header.count);
                 }
                 scan.head = None;
+                block = blocks.len() as u32;
                 scan.blocks.extend(blocks);
-                scan.segments.push((*n, path.clone(), len));
-                continue;
+                offset = end;
             }
         }
-        let mut block = 0u32;
         let mut good_end = offset;
         loop {
             if offset == len {

@@ -90,6 +90,8 @@ struct Part {
     /// Dedup keys (see `prepare::dedup_key`) to record numbers; loaded on first write.
     ids: Option<IdMap>,
     rows: RowsLog,
+    /// Blocks when the current segment's block map was last written.
+    mapped: usize,
 }
 
 struct Indexer {
@@ -333,6 +335,10 @@ impl Store {
         let (level, key) = (self.opts.rows_zstd_level, &self.key);
         for p in self.parts.values_mut() {
             p.rows.flush(&p.name, level, key);
+            if p.segment > 0 && p.mapped != p.blocks.len() {
+                write_block_map(p, p.segment, p.seg_len);
+                p.mapped = p.blocks.len();
+            }
         }
         let payload = serde_json::to_string(&self.indexer.indexed)
             .map_err(|e| StoreError::Index(e.to_string()))?;
@@ -379,6 +385,7 @@ impl Store {
                     compressor: None,
                     ids: Some(IdMap::default()),
                     rows,
+                    mapped: 0,
                 },
             );
         }
@@ -906,12 +913,15 @@ fn recover_partition(
         compressor: None,
         ids: None,
         rows: RowsLog::recover(dir, next_seq)?,
+        mapped: 0,
     };
-    // Block maps for closed segments that have none (or a stale one).
+    // Block maps for closed segments that have none (or one that stops short).
     for (n, _, len) in closed {
         let first = part.blocks.iter().find(|b| b.segment == *n);
         if let Some(first) = first {
-            if crate::blockmap::read(dir, *n, *len, first.header.first_seq).is_none() {
+            let whole = crate::blockmap::read(dir, *n, *len, first.header.first_seq)
+                .is_some_and(|(_, end)| end == *len);
+            if !whole {
                 write_block_map(&part, *n, *len);
             }
         }

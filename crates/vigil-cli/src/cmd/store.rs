@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use vigil_store::reader::micros_rfc3339;
 use vigil_store::{Reader, StoredEvent};
 
-use crate::output::{finish, stdout, write_json_line, Format, Table};
+use crate::output::{finish, stdout, write_json_line, write_packed, Format, PackedRow, Table};
 
 #[derive(Args, Clone)]
 pub struct DataDirArg {
@@ -52,6 +52,19 @@ pub use vigil_store::rows::{field, result, text_of, what, who};
 /// A table row for an event or an alert: TIME, KIND, DATASET, WHO, WHAT, RESULT.
 pub fn event_row(ev: &StoredEvent) -> Vec<String> {
     timeline_row(vigil_store::TimelineRow::of(ev))
+}
+
+/// `timeline_row` packed (for long timelines).
+pub fn timeline_packed(t: vigil_store::TimelineRow) -> PackedRow<6> {
+    let r = &t.row;
+    PackedRow::new([
+        &micros_rfc3339(t.ts),
+        if t.alert { "ALERT" } else { "event" },
+        &r.dataset,
+        &r.who,
+        &r.what,
+        &r.result,
+    ])
 }
 
 /// `event_row` of a timeline entry (as `Reader::search_rows` gives them).
@@ -124,7 +137,8 @@ pub fn event_json_line(ev: &StoredEvent) -> Vec<u8> {
     line
 }
 
-/// Prints what `event_json_line` or `event_row` made of some events, as `print_events` would.
+/// Prints what `event_json_line` or `timeline_packed` made of some events, as `print_events`
+/// would.
 pub fn print_rendered(rendered: Rendered) -> Result<()> {
     let mut out = stdout();
     match rendered {
@@ -134,9 +148,7 @@ pub fn print_rendered(rendered: Rendered) -> Result<()> {
             }
         }
         Rendered::Rows(rows) => {
-            let mut t = Table::new(EVENT_HEADER);
-            t.rows(rows);
-            finish(t.write(&mut out))?;
+            finish(write_packed(EVENT_HEADER, &rows, &mut out))?;
         }
     }
     finish(out.flush())
@@ -145,7 +157,7 @@ pub fn print_rendered(rendered: Rendered) -> Result<()> {
 /// Events rendered for output: JSON lines, or table rows.
 pub enum Rendered {
     Lines(Vec<Vec<u8>>),
-    Rows(Vec<Vec<String>>),
+    Rows(Vec<PackedRow<6>>),
 }
 
 pub fn print_events(events: &[StoredEvent], format: Format) -> Result<()> {

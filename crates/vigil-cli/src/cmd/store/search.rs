@@ -9,7 +9,7 @@ use vigil_store::query::{self, Query};
 use vigil_store::reader::{Kinds, SearchOptions};
 
 use super::{
-    event_json_line, print_events, print_rendered, time_arg, timeline_row, DataDirArg, Rendered,
+    event_json_line, print_events, print_rendered, time_arg, timeline_packed, DataDirArg, Rendered,
 };
 use crate::output::Format;
 
@@ -164,7 +164,7 @@ pub fn timeline(args: TimelineArgs) -> Result<ExitCode> {
             (Rendered::Lines(found.items), found.truncated)
         }
         Format::Table => {
-            let found = reader.search_rows_map(&q, &opts, &timeline_row)?;
+            let found = reader.search_rows_map(&q, &opts, &timeline_packed)?;
             (Rendered::Rows(found.items), found.truncated)
         }
     };

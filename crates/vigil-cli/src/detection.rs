@@ -94,7 +94,7 @@ pub fn load_rules_with_lateness(opts: &RuleOptions, lateness_ms: i64) -> Result<
         cfg.placeholders.extend(extra);
     }
     let (mut set, errors) = RuleSet::compile(&sources, &cfg);
-    // Alerts read the event's id and time: from the document the rules read (see `evaluate`).
+    // Alerts read the event's id and time: kept in the document the rules read (`evaluate`).
     set.keep_fields(&head::KEYS);
     for e in &errors {
         eprintln!("vigil: rule not loaded: {e}");
@@ -188,8 +188,6 @@ pub fn evaluate(set: &RuleSet, item: &Item, keep_doc: bool) -> Evaluated {
         (None, Some(doc)) => Event::new(item.dataset, doc),
         (None, None) => return done,
     };
-    // The document the rules read holds the id, the time and what correlations read (see
-    // `load_rules_with_lateness`): no second parse for them.
     let pruned = set.matches_doc(&ev, true, &mut matches);
     if matches.is_empty() {
         return done;
@@ -204,10 +202,12 @@ pub fn evaluate(set: &RuleSet, item: &Item, keep_doc: bool) -> Evaluated {
         done.id = event_id(item.dataset, doc);
         done.time = event_time(doc);
     } else if let Some(doc) = pruned {
+        // The document the rules read keeps the id and the time (see
+        // `load_rules_with_lateness`); correlations get what they read, not the whole event.
         done.id = event_id(item.dataset, &doc);
         done.time = event_time(&doc);
         if feeds {
-            done.doc = Some(doc);
+            done.doc = set.correlation_doc(&ev).or_else(|| ev.into_doc());
         }
     } else if let Some(head) = head {
         // Only the id and the time are needed: no document is built.

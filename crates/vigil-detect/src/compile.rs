@@ -656,9 +656,8 @@ impl RuleSet {
             }
         }
 
-        // Prefilters. Where rules feed correlations, pruned documents also keep what the
-        // correlations read (event time, id, group-by and value fields), so that they can be
-        // fed from them (see `RuleSet::matches_doc`).
+        // Prefilters, and where rules feed correlations, what the correlations read (event
+        // time, id, group-by and value fields: see `RuleSet::correlation_doc`).
         if cfg.prefilter {
             for (di, ds) in set.datasets.iter_mut().enumerate() {
                 ds.prefilter = prefilter::build(&mut ds.rules);
@@ -668,18 +667,18 @@ impl RuleSet {
                 if ds.rules.iter().all(|r| r.feeds.is_empty()) {
                     continue;
                 }
-                let mut keep = ds.time_paths.clone();
-                keep.extend(ds.id_path.clone());
+                let mut reads = ds.time_paths.clone();
+                reads.extend(ds.id_path.clone());
                 for c in &set.correlations {
                     for f in c
                         .sources
                         .iter()
                         .flat_map(|s| s.group.iter().chain(&s.value))
                     {
-                        keep.extend(f.paths.get(&di).into_iter().flatten().cloned());
+                        reads.extend(f.paths.get(&di).into_iter().flatten().cloned());
                     }
                 }
-                pf.keep(&keep);
+                pf.set_correlation_reads(&reads);
             }
         }
         (set, errors)

@@ -327,9 +327,9 @@ impl RuleSet {
     /// [`RuleSet::matches`], also handing over the document the rules read when some rule
     /// matched and it was the event's text parsed down to what the rules that may match read
     /// (`None`: nothing matched, the event came parsed, or the whole document was parsed and
-    /// `ev` holds it). The document also holds what correlations read from this dataset's
-    /// events and the fields of [`RuleSet::keep_fields`], with their values as in the whole
-    /// document.
+    /// `ev` holds it). The document also holds the fields of [`RuleSet::keep_fields`], with
+    /// their values as in the whole document (what correlations read: see
+    /// [`RuleSet::correlation_doc`]).
     pub fn matches_doc(
         &self,
         ev: &Event,
@@ -351,6 +351,16 @@ impl RuleSet {
                 pf.keep(&paths);
             }
         }
+    }
+
+    /// The event's text parsed down to what correlations read from its dataset (event time,
+    /// id, group-by and value fields, with their values as in the whole document): enough for
+    /// [`RuleSet::correlate`] in place of the whole document. `None` when the event has no
+    /// text, no correlation reads its dataset, or the text cannot be parsed down (then parse
+    /// it whole).
+    pub fn correlation_doc(&self, ev: &Event) -> Option<Value> {
+        let ds = &self.datasets[self.dataset_index(ev.dataset())?];
+        ds.prefilter.as_ref()?.correlation_doc(ev.raw()?)
     }
 
     /// Whether matches of detection rule `rule` feed a correlation (then

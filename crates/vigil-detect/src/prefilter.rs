@@ -145,6 +145,9 @@ pub(crate) struct Prefilter {
     keep: Vec<crate::event::FieldPath>,
     /// Identifies this prefilter in the per-thread cache of pruning trees.
     id: u64,
+    /// The pruning tree of what correlations read from the dataset's events (see
+    /// [`Prefilter::correlation_doc`]).
+    corr: Option<pruned::Tree>,
 }
 
 /// A fresh identity for a prefilter's pruning trees.
@@ -154,8 +157,19 @@ fn next_id() -> u64 {
 }
 
 impl Prefilter {
-    /// Makes every pruned document keep these paths too (what correlations read, what the
-    /// caller reads from matched events): a pruned document then answers them as the whole
+    /// Sets the paths correlations read from this dataset's events.
+    pub(crate) fn set_correlation_reads(&mut self, paths: &[crate::event::FieldPath]) {
+        self.corr = Some(pruned::Tree::new(&paths.iter().collect::<Vec<_>>()));
+    }
+
+    /// `raw` parsed down to what correlations read (`None`: no correlation reads this dataset,
+    /// or the text is not a JSON object or cannot be parsed down).
+    pub(crate) fn correlation_doc(&self, raw: &str) -> Option<serde_json::Value> {
+        self.corr.as_ref()?.parse(raw)
+    }
+
+    /// Makes every pruned document keep these paths too (what the caller reads from matched
+    /// events): a pruned document then answers them as the whole
     /// one does.
     pub(crate) fn keep(&mut self, paths: &[crate::event::FieldPath]) {
         for p in paths {

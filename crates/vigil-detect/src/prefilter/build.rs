@@ -349,6 +349,7 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
         rules: reads,
         keep: Vec::new(),
         id: super::next_id(),
+        corr: None,
     })
 }
 

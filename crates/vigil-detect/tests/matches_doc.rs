@@ -1,8 +1,9 @@
-//! `RuleSet::matches_doc`: the pruned document a match hands over holds what the rules and the
-//! caller read, as the whole document has it, and nothing is handed over when nothing matched.
+//! The documents parsed down for callers: `RuleSet::matches_doc` (what the rules and the
+//! caller read, as the whole document has it; nothing when nothing matched) and
+//! `RuleSet::correlation_doc` (what correlations read: they alert as on the whole document).
 
 use serde_json::json;
-use vigil_detect::{Config, Event, RuleSet, RuleSource};
+use vigil_detect::{Config, CorrelationState, Event, RuleSet, RuleSource};
 
 const RULES: &str = r#"
 title: Exec
@@ -66,4 +67,58 @@ fn pruned_documents_keep_what_correlations_and_callers_read() {
         None
     );
     assert_eq!(out.len(), 1);
+}
+
+fn exec(id: &str, user: &str, second: u32) -> String {
+    format!(
+        r#"{{"auditID":"{id}","verb":"create","objectRef":{{"subresource":"exec","name":"p"}},"user":{{"username":"{user}","groups":["g"]}},"stageTimestamp":"2024-01-01T00:00:{second:02}Z","requestObject":{{"big":[1,2]}}}}"#
+    )
+}
+
+#[test]
+fn correlations_fed_from_the_pruned_document_alert_alike() {
+    let (set, errors) = RuleSet::compile(&[RuleSource::new("r.yml", RULES)], &Config::default());
+    assert!(errors.is_empty(), "{errors:#?}");
+    let raw = exec("a1", "u", 1);
+    // The dataset's time and id fields and the correlation's group-by, nothing else.
+    assert_eq!(
+        set.correlation_doc(&Event::from_raw("k8s.audit", &raw)),
+        Some(
+            json!({"auditID":"a1","user":{"username":"u"},"stageTimestamp":"2024-01-01T00:00:01Z"})
+        )
+    );
+    assert_eq!(
+        set.correlation_doc(&Event::from_raw("k8s.audit", "[1]")),
+        None
+    );
+    assert_eq!(
+        set.correlation_doc(&Event::from_raw("linux.auth", &raw)),
+        None
+    );
+
+    let events = [exec("a1", "u", 1), exec("a2", "v", 2), exec("a3", "u", 3)];
+    let run = |pruned: bool| {
+        let (mut state, mut alerts, mut matches) = (CorrelationState::new(), vec![], vec![]);
+        for raw in &events {
+            let ev = Event::from_raw("k8s.audit", raw);
+            matches.clear();
+            set.matches(&ev, true, &mut matches);
+            let doc = if pruned {
+                set.correlation_doc(&ev).unwrap()
+            } else {
+                serde_json::from_str(raw).unwrap()
+            };
+            set.correlate(
+                &Event::new("k8s.audit", &doc),
+                &matches,
+                &mut state,
+                &mut alerts,
+            );
+        }
+        set.flush(&mut state, i64::MAX, &mut alerts);
+        format!("{alerts:?}")
+    };
+    let whole = run(false);
+    assert!(whole.contains("a3"), "{whole}");
+    assert_eq!(run(true), whole);
 }

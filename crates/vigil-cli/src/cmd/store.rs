@@ -224,8 +224,13 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     }
     if report.problems.is_empty() {
         println!(
-            "intact: {} partitions, {} segments, {} records, {} signed checkpoints, {} logged deletions",
-            report.partitions, report.segments, report.records, report.checkpoints, report.deletions
+            "intact: {} partitions, {} segments, {} records, {} signed checkpoints, {} logged deletions, {} signed frames of timeline rows",
+            report.partitions,
+            report.segments,
+            report.records,
+            report.checkpoints,
+            report.deletions,
+            report.row_frames
         );
         Ok(ExitCode::SUCCESS)
     } else {

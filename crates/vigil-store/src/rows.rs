@@ -32,7 +32,7 @@ pub const ROWS_FILE: &str = "rows.bin";
 pub const FRAME_MAGIC: &[u8; 4] = b"VRW1";
 pub const FRAME_HEADER_LEN: usize = 96;
 /// Rows buffered before a frame is written (a commit or close writes a shorter one).
-pub const FRAME_ROWS: usize = 4096;
+pub const FRAME_ROWS: usize = 16384;
 /// A frame claiming more than this is damaged, not big.
 const MAX_FRAME_BYTES: u32 = 64 << 20;
 

@@ -25,7 +25,7 @@ pub const BLOCK_HEADER_LEN: usize = 64;
 /// Records per block at most: blocks are the unit of random access (decompressing one costs
 /// about a tenth of a millisecond at this size); with the segment's dictionary they compress as
 /// well as blocks eight times larger without.
-pub const BLOCK_RECORDS: usize = 128;
+pub const BLOCK_RECORDS: usize = 256;
 /// Uncompressed payload bytes per block at most (a block is closed when it would pass this).
 pub const BLOCK_BYTES: usize = 512 << 10;
 pub const DICT_MAGIC: &[u8; 4] = b"VDC1";

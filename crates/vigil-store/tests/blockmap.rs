@@ -68,7 +68,8 @@ fn readers_serve_the_same_with_or_without_maps() {
 #[test]
 fn a_map_that_lies_is_caught_when_read() {
     let dir = tempfile::tempdir().unwrap();
-    common::filled(dir.path(), 6, 200, common::small_segments());
+    // Small batches: small blocks, several to a segment.
+    common::filled(dir.path(), 40, 30, common::small_segments());
     let reader = Reader::open(dir.path()).unwrap();
     let part = &reader.parts[0];
     let seg = part.blocks[0].segment;

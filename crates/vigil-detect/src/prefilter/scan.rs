@@ -66,7 +66,9 @@ fn poison_finders() -> &'static [memchr::memmem::Finder<'static>; 4] {
 
 fn poisoned(b: &[u8]) -> bool {
     let f = poison_finders();
-    if f[0].find(b).is_some() || f[1].find(b).is_some() {
+    // Both escapes start with a backslash, which most events do not have at all: one memchr
+    // pass then answers for both searches.
+    if memchr::memchr(b'\\', b).is_some() && (f[0].find(b).is_some() || f[1].find(b).is_some()) {
         return true;
     }
     // Both characters start with a byte above 0x7f: skip the search for ASCII text.

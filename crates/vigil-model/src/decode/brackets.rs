@@ -12,11 +12,30 @@ pub(super) fn closes_at_end(text: &str) -> bool {
     if b.first() != Some(&b'{') {
         return false;
     }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { count_avx2(b) };
+    }
+    count(b, masks)
+}
+
+/// [`count`] with 32-byte masks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn count_avx2(b: &[u8]) -> bool {
+    // SAFETY: the caller checked that the CPU has AVX2.
+    count(b, |block| unsafe { masks_avx2(block) })
+}
+
+/// The count over `b` (starting with `{`), block by block.
+#[inline(always)]
+fn count(b: &[u8], masks: impl Fn(&[u8]) -> Masks) -> bool {
     let mut st = State::default();
     let mut blocks = b.chunks_exact(64);
     let mut base = 0;
     for block in blocks.by_ref() {
-        if let Some(end) = st.block(block, base) {
+        if let Some(end) = st.block(block, masks(block), base) {
             return end + 1 == b.len();
         }
         base += 64;
@@ -26,7 +45,7 @@ pub(super) fn closes_at_end(text: &str) -> bool {
         // Blanks are neither quotes, backslashes nor brackets.
         let mut last = [b' '; 64];
         last[..rest.len()].copy_from_slice(rest);
-        if let Some(end) = st.block(&last, base) {
+        if let Some(end) = st.block(&last, masks(&last), base) {
             return end + 1 == b.len();
         }
     }
@@ -84,6 +103,46 @@ fn masks(block: &[u8]) -> Masks {
     m
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn masks_avx2(block: &[u8]) -> Masks {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256,
+        _mm256_set1_epi8,
+    };
+    let mut m = Masks {
+        quote: 0,
+        backslash: 0,
+        open: 0,
+        close: 0,
+    };
+    for (i, part) in block.chunks_exact(32).enumerate() {
+        // SAFETY: `part` is 32 readable bytes; the load has no alignment requirement.
+        let v = unsafe { _mm256_loadu_si256(part.as_ptr().cast::<__m256i>()) };
+        // As in `masks`: `[` and `]` are `{` and `}` without the 0x20 bit.
+        let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
+        let bits = |x: i32| u64::from(x as u32) << (32 * i);
+        m.quote |= bits(_mm256_movemask_epi8(_mm256_cmpeq_epi8(
+            v,
+            _mm256_set1_epi8(b'"' as i8),
+        )));
+        m.backslash |= bits(_mm256_movemask_epi8(_mm256_cmpeq_epi8(
+            v,
+            _mm256_set1_epi8(b'\\' as i8),
+        )));
+        m.open |= bits(_mm256_movemask_epi8(_mm256_cmpeq_epi8(
+            folded,
+            _mm256_set1_epi8(b'{' as i8),
+        )));
+        m.close |= bits(_mm256_movemask_epi8(_mm256_cmpeq_epi8(
+            folded,
+            _mm256_set1_epi8(b'}' as i8),
+        )));
+    }
+    m
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 fn masks(block: &[u8]) -> Masks {
     let mut m = Masks {
@@ -116,8 +175,8 @@ fn prefix_xor(mut x: u64) -> u64 {
 impl State {
     /// Runs one 64-byte block starting at `base`; the position where the depth returns to zero,
     /// if it does in this block.
-    fn block(&mut self, block: &[u8], base: usize) -> Option<usize> {
-        let m = masks(block);
+    #[inline(always)]
+    fn block(&mut self, block: &[u8], m: Masks, base: usize) -> Option<usize> {
         if m.backslash != 0 || self.escape {
             return self.bytewise(block, base);
         }
@@ -191,6 +250,8 @@ mod tests {
     #[test]
     fn strings_escapes_and_blocks() {
         let long = "x".repeat(70);
+        // Ends in the upper half of a block, and a bracket in every half.
+        let (mid, list) = ("x".repeat(40), "[1],".repeat(25));
         for (text, want) in [
             (r#"{"a":"}"}"#.to_string(), true),
             (r#"{"a":"}"#.to_string(), false),
@@ -202,9 +263,16 @@ mod tests {
             (format!(r#"{{"a":"{long}"}}"#), true),
             (format!(r#"{{"a":"{long}}}"#), false),
             ("[]".to_string(), false),
+            (format!(r#"{{"a":"{mid}"}}"#), true),
+            (format!(r#"{{"a":"{mid}"}}}}"#), false),
+            (format!(r#"{{"a":[{list}1]}}"#), true),
+            (format!(r#"{{"a":[{list}1]}} }}"#), false),
         ] {
             assert_eq!(closes_at_end(&text), want, "{text}");
             assert_eq!(closes_at_end_bytewise(&text), want, "{text}");
+            if text.starts_with('{') {
+                assert_eq!(count(text.trim_end().as_bytes(), masks), want, "{text}");
+            }
         }
     }
 
@@ -220,6 +288,9 @@ mod tests {
             // A random close makes texts that do end balanced common enough to be tested.
             let t = format!("{{{text}{close}");
             prop_assert_eq!(closes_at_end(&t), closes_at_end_bytewise(&t), "{:?}", t);
+            // The SSE2 masks too, where AVX2 is what `closes_at_end` uses.
+            let b = t.trim_end().as_bytes();
+            prop_assert_eq!(count(b, masks), closes_at_end_bytewise(&t), "{:?}", t);
         }
     }
 }

@@ -61,6 +61,7 @@ struct State {
 }
 
 /// Per byte of a 64-byte block, one bit: quotes, backslashes, `{` or `[`, `}` or `]`.
+#[derive(Default)]
 struct Masks {
     quote: u64,
     backslash: u64,
@@ -68,37 +69,36 @@ struct Masks {
     close: u64,
 }
 
+impl Masks {
+    /// Adds the masks of the part of the block starting at byte `at`.
+    #[inline(always)]
+    fn add(&mut self, at: usize, [quote, backslash, open, close]: [u64; 4]) {
+        self.quote |= quote << at;
+        self.backslash |= backslash << at;
+        self.open |= open << at;
+        self.close |= close << at;
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 fn masks(block: &[u8]) -> Masks {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
     };
-    let mut m = Masks {
-        quote: 0,
-        backslash: 0,
-        open: 0,
-        close: 0,
-    };
+    let mut m = Masks::default();
     for (i, part) in block.chunks_exact(16).enumerate() {
         // SAFETY: SSE2 is part of the x86_64 baseline; `part` is 16 readable bytes and the
         // load has no alignment requirement.
-        let [q, bs, op, cl] = unsafe {
+        let found = unsafe {
             let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
             // `[` and `]` are `{` and `}` without the 0x20 bit; no other byte becomes one
             // with it.
             let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
-            [
-                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8))),
-                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8))),
-                _mm_movemask_epi8(_mm_cmpeq_epi8(folded, _mm_set1_epi8(b'{' as i8))),
-                _mm_movemask_epi8(_mm_cmpeq_epi8(folded, _mm_set1_epi8(b'}' as i8))),
-            ]
+            [(v, b'"'), (v, b'\\'), (folded, b'{'), (folded, b'}')].map(|(x, c)| {
+                u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(c as i8))) as u16)
+            })
         };
-        let bits = |x: i32| u64::from(x as u16) << (16 * i);
-        m.quote |= bits(q);
-        m.backslash |= bits(bs);
-        m.open |= bits(op);
-        m.close |= bits(cl);
+        m.add(16 * i, found);
     }
     m
 }
@@ -111,46 +111,23 @@ unsafe fn masks_avx2(block: &[u8]) -> Masks {
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256,
         _mm256_set1_epi8,
     };
-    let mut m = Masks {
-        quote: 0,
-        backslash: 0,
-        open: 0,
-        close: 0,
-    };
+    let mut m = Masks::default();
     for (i, part) in block.chunks_exact(32).enumerate() {
         // SAFETY: `part` is 32 readable bytes; the load has no alignment requirement.
         let v = unsafe { _mm256_loadu_si256(part.as_ptr().cast::<__m256i>()) };
         // As in `masks`: `[` and `]` are `{` and `}` without the 0x20 bit.
         let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
-        let bits = |x: i32| u64::from(x as u32) << (32 * i);
-        m.quote |= bits(_mm256_movemask_epi8(_mm256_cmpeq_epi8(
-            v,
-            _mm256_set1_epi8(b'"' as i8),
-        )));
-        m.backslash |= bits(_mm256_movemask_epi8(_mm256_cmpeq_epi8(
-            v,
-            _mm256_set1_epi8(b'\\' as i8),
-        )));
-        m.open |= bits(_mm256_movemask_epi8(_mm256_cmpeq_epi8(
-            folded,
-            _mm256_set1_epi8(b'{' as i8),
-        )));
-        m.close |= bits(_mm256_movemask_epi8(_mm256_cmpeq_epi8(
-            folded,
-            _mm256_set1_epi8(b'}' as i8),
-        )));
+        let found = [(v, b'"'), (v, b'\\'), (folded, b'{'), (folded, b'}')].map(|(x, c)| {
+            u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, _mm256_set1_epi8(c as i8))) as u32)
+        });
+        m.add(32 * i, found);
     }
     m
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 fn masks(block: &[u8]) -> Masks {
-    let mut m = Masks {
-        quote: 0,
-        backslash: 0,
-        open: 0,
-        close: 0,
-    };
+    let mut m = Masks::default();
     for (i, &c) in block.iter().enumerate() {
         let bit = 1u64 << i;
         match c {

@@ -88,20 +88,7 @@ pub(crate) fn fetch_map<T: Send>(
     let shares = shares(&groups, threads, |g| 8 + g.len());
 
     let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(locs.len()).collect();
-    let results: Vec<Result<Vec<(usize, T)>, StoreError>> = if shares.len() == 1 {
-        vec![run(parts, shares[0], f)]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = shares
-                .iter()
-                .map(|share| s.spawn(move || run(parts, share, f)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
-    };
+    let results = on_threads(&shares, |share| run(parts, share, f));
     for r in results {
         for (slot, t) in r? {
             out[slot] = Some(t);
@@ -126,6 +113,25 @@ pub(crate) fn shares<G>(groups: &[G], threads: usize, cost: impl Fn(&G) -> usize
     }
     out.push(&groups[from..]);
     out
+}
+
+/// `work` on each share, each on a thread of its own when there are several; the results in
+/// the order of the shares. A worker's panic is the caller's.
+pub(crate) fn on_threads<S: Sync, R: Send>(shares: &[S], work: impl Fn(&S) -> R + Sync) -> Vec<R> {
+    if shares.len() <= 1 {
+        return shares.iter().map(&work).collect();
+    }
+    let work = &work;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = shares
+            .iter()
+            .map(|share| s.spawn(move || work(share)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 /// One worker: its blocks in order, each decompressed once.

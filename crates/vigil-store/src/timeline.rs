@@ -151,24 +151,7 @@ fn fetch_frames<T: Send>(
         threads
     };
     let shares = crate::fetch::shares(&groups, threads, |g| 64 + g.len());
-    let results: Vec<Fetched<T>> = if shares.len() <= 1 {
-        vec![read_frames(
-            parts,
-            shares.first().copied().unwrap_or(&[]),
-            f,
-        )]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = shares
-                .iter()
-                .map(|share| s.spawn(move || read_frames(parts, share, f)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
-    };
+    let results = crate::fetch::on_threads(&shares, |share| read_frames(parts, share, f));
     let mut found = Vec::with_capacity(wants.len());
     let mut failed = Vec::new();
     for (f, x) in results {

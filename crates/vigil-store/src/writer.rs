@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
-use tantivy::{Index, IndexWriter, TantivyDocument, Term};
+use tantivy::{Index, IndexWriter, TantivyDocument};
 
 use crate::chain::{self, Checkpoint, Deletion};
 use crate::ids::{self, IdMap};
@@ -18,9 +18,13 @@ use crate::journal::{self, BlockPos};
 use crate::prepare::{self, Record};
 use crate::rows_log::RowsLog;
 use crate::segment::{
-    self, BlockBuilder, Decoder, Hash, SegmentHeader, StoredRecord, BLOCK_BYTES, BLOCK_RECORDS,
+    self, BlockBuilder, Hash, SegmentHeader, StoredRecord, BLOCK_BYTES, BLOCK_RECORDS,
 };
 use crate::{list_partitions, partition_name, Fault, PartitionMeta, StoreError};
+
+mod recovery;
+mod upkeep;
+use recovery::{append_ids, decoder, load_ids, recover_partition, write_block_map};
 
 pub struct StoreOptions {
     pub fault: Option<Fault>,
@@ -248,85 +252,6 @@ impl Store {
     /// The public key that verifies this store's checkpoints.
     pub fn public_key_hex(&self) -> String {
         chain::hex(self.key.verifying_key().as_bytes())
-    }
-
-    fn catch_up_index(&mut self) -> Result<(), StoreError> {
-        let mut changed = false;
-        let live: Vec<u32> = self.parts.values().map(|p| p.id).collect();
-        let stale: Vec<u32> = self
-            .indexer
-            .indexed
-            .keys()
-            .copied()
-            .filter(|id| !live.contains(id))
-            .collect();
-        for id in stale {
-            self.indexer
-                .writer
-                .delete_term(Term::from_field_u64(self.indexer.fields.pid, u64::from(id)));
-            self.indexer.indexed.remove(&id);
-            changed = true;
-        }
-        let names: Vec<String> = self.parts.keys().cloned().collect();
-        for name in names {
-            let (id, count) = {
-                let p = &self.parts[&name];
-                (p.id, p.next_seq)
-            };
-            let mut from = self.indexer.indexed.get(&id).copied().unwrap_or(0);
-            if from > count {
-                self.indexer
-                    .writer
-                    .delete_term(Term::from_field_u64(self.indexer.fields.pid, u64::from(id)));
-                from = 0;
-            }
-            if from == count {
-                continue;
-            }
-            changed = true;
-            let p = &self.parts[&name];
-            let ix = &mut self.indexer;
-            each_record(p, from, |r| {
-                let doc = prepare::materialize(r.flags, &r.raw, &r.doc);
-                ix.writer.add_document(ix.fields.document(
-                    &doc,
-                    index::loc(id, r.seq),
-                    id,
-                    r.event_time,
-                ))?;
-                Ok(())
-            })?;
-            self.indexer.indexed.insert(id, count);
-        }
-        if changed {
-            self.commit_index()?;
-        }
-        Ok(())
-    }
-
-    /// Rebuilds from the journal the timeline rows the rows files lack (a crash before their
-    /// frame was written, a store made before them).
-    fn catch_up_rows(&mut self) -> Result<(), StoreError> {
-        let (level, key, frame_rows) = (self.opts.rows_zstd_level, &self.key, self.opts.frame_rows);
-        for p in self.parts.values_mut() {
-            let from = p.rows.next();
-            if from >= p.next_seq {
-                continue;
-            }
-            let alert = p.dataset == prepare::ALERT_DATASET;
-            let mut rows = std::mem::replace(&mut p.rows, RowsLog::new(&p.dir));
-            each_record(p, from, |r| {
-                let doc = prepare::materialize(r.flags, &r.raw, &r.doc);
-                rows.push(r.seq, crate::rows::row_of(alert, &p.dataset, &doc));
-                if rows.pending() >= frame_rows {
-                    rows.flush(&p.name, level, key);
-                }
-                Ok(())
-            })?;
-            rows.flush(&p.name, level, key);
-            p.rows = rows;
-        }
-        Ok(())
     }
 
     /// Makes the index durable up to what was appended (the journal is durable already), and
@@ -706,278 +631,12 @@ impl Store {
         Ok(())
     }
 
-    /// Removes partitions older than their dataset's retention; each removal is signed and
-    /// logged in `deletions.log` before anything is deleted.
-    pub fn apply_retention(
-        &mut self,
-        policy: &crate::retention::Retention,
-        now: i64,
-    ) -> Result<Vec<Deletion>, StoreError> {
-        let mut out = Vec::new();
-        let mut names: Vec<String> = self.parts.keys().cloned().collect();
-        names.sort();
-        for name in names {
-            let p = &self.parts[&name];
-            let Some(keep) = policy.for_dataset(&p.dataset) else {
-                continue;
-            };
-            let day = name.split_once('/').map_or("", |x| x.1);
-            let Some(day_end) = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.succ_opt())
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|t| t.and_utc().timestamp_micros())
-            else {
-                continue;
-            };
-            if day_end + keep.as_micros() > now {
-                continue;
-            }
-            let d = Deletion {
-                partition: name.clone(),
-                records: p.next_seq,
-                segments: p.segment,
-                hash: chain::hex(&p.head),
-                reason: format!("retention {} for {}", keep.text, p.dataset),
-                time: chain::now_rfc3339(),
-                sig: String::new(),
-            }
-            .sign(&self.key);
-            let path = self.dir.join("deletions.log");
-            let mut f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| StoreError::io(&path, e))?;
-            let line = serde_json::to_string(&d).map_err(|e| StoreError::Io(e.to_string()))? + "\n";
-            f.write_all(line.as_bytes())
-                .and_then(|()| f.sync_data())
-                .map_err(|e| StoreError::io(&path, e))?;
-            self.indexer.writer.delete_term(Term::from_field_u64(
-                self.indexer.fields.pid,
-                u64::from(p.id),
-            ));
-            let (pid, dir) = (p.id, p.dir.clone());
-            self.indexer.indexed.remove(&pid);
-            self.commit_index()?;
-            self.parts.remove(&name);
-            fs::remove_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-            out.push(d);
-        }
-        Ok(out)
-    }
-
     /// Commits the index and releases the lock.
     pub fn close(mut self) -> Result<(), StoreError> {
         if self.failed.is_none() {
             self.commit_index()?;
         }
         Ok(())
-    }
-}
-
-fn ids_path(p: &Part) -> PathBuf {
-    p.dir.join(ids::IDS_FILE)
-}
-
-fn append_ids(p: &Part, bytes: &[u8]) {
-    // A cache of the journal (rebuilt from it when short): no fsync needed.
-    let path = ids_path(p);
-    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(&path) {
-        let _ = f.write_all(bytes);
-    }
-}
-
-/// The dedup keys of a partition: its id file (see `ids`), completed from the journal when it
-/// is behind (a crash after the journal write; a store made before the file).
-fn load_ids(p: &Part) -> Result<IdMap, StoreError> {
-    let path = ids_path(p);
-    let legacy = p.dir.join(ids::LEGACY_IDS_FILE);
-    if legacy.exists() {
-        fs::remove_file(&legacy).map_err(|e| StoreError::io(&legacy, e))?;
-    }
-    let w = ids::ID_BYTES;
-    let mut bytes = fs::read(&path).unwrap_or_default();
-    let have = (bytes.len() / w) as u64;
-    bytes.truncate((have.min(p.next_seq) as usize) * w);
-    let mut have = (bytes.len() / w) as u64;
-    if have < p.next_seq {
-        each_record(p, have, |r| {
-            let key = prepare::identity_of(&p.dataset, &r.raw)
-                .as_deref()
-                .map_or(0, prepare::dedup_key);
-            ids::put(&mut bytes, key);
-            have += 1;
-            Ok(())
-        })?;
-        fs::write(&path, &bytes).map_err(|e| StoreError::io(&path, e))?;
-    } else if (fs::metadata(&path).map(|m| m.len()).unwrap_or(0)) != bytes.len() as u64 {
-        fs::write(&path, &bytes).map_err(|e| StoreError::io(&path, e))?;
-    }
-    let mut map = IdMap::with_capacity(bytes.len() / w);
-    for (i, c) in bytes.chunks_exact(w).enumerate() {
-        let key = ids::get(c);
-        if key != 0 {
-            map.insert(key, i as u32);
-        }
-    }
-    Ok(map)
-}
-
-/// Brings a partition to its last signed checkpoint: a torn tail (crash mid-write) and whole
-/// blocks that were never acknowledged (crash before their checkpoint) are cut.
-fn recover_partition(
-    name: &str,
-    dir: &Path,
-    meta: &PartitionMeta,
-    signed: u64,
-) -> Result<Part, StoreError> {
-    let scan = journal::scan(dir)?;
-    let dicts = scan.dicts.clone();
-    if scan.next_seq < signed {
-        return Err(StoreError::Corrupt(format!(
-            "{name}: the journal holds {} records but a signed checkpoint says {signed}; run `vigil verify`",
-            scan.next_seq
-        )));
-    }
-    if let Some((path, at)) = &scan.torn {
-        if *at == 0 {
-            fs::remove_file(path).map_err(|e| StoreError::io(path, e))?;
-        } else {
-            cut(path, *at)?;
-        }
-    }
-    let mut blocks = scan.blocks;
-    let mut segments = scan.segments;
-    if let Some(first_unsigned) = blocks.iter().position(|b| b.header.first_seq >= signed) {
-        let b = blocks[first_unsigned].clone();
-        if b.header.first_seq != signed {
-            return Err(StoreError::Corrupt(format!(
-                "{name}: a signed checkpoint ends inside a block; run `vigil verify`"
-            )));
-        }
-        let path = dir.join(journal::segment_name(b.segment));
-        cut(&path, b.offset)?;
-        for (_, p, _) in segments.iter().filter(|s| s.0 > b.segment) {
-            fs::remove_file(p).map_err(|e| StoreError::io(p, e))?;
-        }
-        segments.retain(|s| s.0 <= b.segment);
-        if let Some(s) = segments.last_mut() {
-            s.2 = b.offset;
-        }
-        blocks.truncate(first_unsigned);
-    }
-    // A torn segment header leaves a segment without blocks.
-    let (segment, seg_len, blocks_in_seg) = match segments.last() {
-        Some((n, _, len)) if *len > 0 => (
-            *n,
-            *len,
-            blocks.iter().filter(|b| b.segment == *n).count() as u32,
-        ),
-        Some((_, p, _)) => {
-            fs::remove_file(p).map_err(|e| StoreError::io(p, e))?;
-            let prev = segments.len().checked_sub(2).map(|i| &segments[i]);
-            match prev {
-                Some((n, _, len)) => (
-                    *n,
-                    *len,
-                    blocks.iter().filter(|b| b.segment == *n).count() as u32,
-                ),
-                None => (0, 0, 0),
-            }
-        }
-        None => (0, 0, 0),
-    };
-    let next_seq = blocks
-        .last()
-        .map_or(0, |b| b.header.first_seq + u64::from(b.header.count));
-    let closed = &segments[..segments.len().saturating_sub(1)];
-    let head = blocks
-        .last()
-        .map_or_else(|| segment::genesis(name), |b| b.header.last_hash);
-    let part = Part {
-        name: name.to_string(),
-        id: meta.id,
-        dataset: meta.dataset.clone(),
-        dir: dir.to_path_buf(),
-        next_seq,
-        head,
-        segment,
-        seg_len,
-        blocks_in_seg,
-        file: None,
-        blocks,
-        dict: dicts.values().last().cloned(),
-        seg_dict: dicts.get(&segment).cloned(),
-        dicts,
-        compressor: None,
-        ids: None,
-        rows: RowsLog::recover(dir, next_seq)?,
-        mapped: 0,
-    };
-    // Block maps for closed segments that have none (or one that stops short).
-    for (n, _, len) in closed {
-        let first = part.blocks.iter().find(|b| b.segment == *n);
-        if let Some(first) = first {
-            let whole = crate::blockmap::read(dir, *n, *len, first.header.first_seq)
-                .is_some_and(|(_, end)| end == *len);
-            if !whole {
-                write_block_map(&part, *n, *len);
-            }
-        }
-    }
-    Ok(part)
-}
-
-/// Writes the block map of closed segment `n` (`len` bytes) of `p`. A map is a reader's
-/// shortcut, not data: failing to write one only makes opening slower.
-fn write_block_map(p: &Part, n: u32, len: u64) {
-    let blocks: Vec<&BlockPos> = p.blocks.iter().filter(|b| b.segment == n).collect();
-    let _ = crate::blockmap::write(&p.dir, n, len, &blocks);
-}
-
-/// The decoder for a segment's blocks.
-fn decoder(dicts: &BTreeMap<u32, Arc<Vec<u8>>>, segment: u32) -> Result<Decoder, StoreError> {
-    Decoder::new(dicts.get(&segment).map(|d| &d[..])).map_err(StoreError::Io)
-}
-
-/// Calls `f` on each record of `p` from record `from` on, in order.
-fn each_record(
-    p: &Part,
-    from: u64,
-    mut f: impl FnMut(StoredRecord) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    let mut decs = Decoders::default();
-    for b in p
-        .blocks
-        .iter()
-        .filter(|b| b.header.first_seq + u64::from(b.header.count) > from)
-    {
-        for r in decs.read(&p.dir, &p.dicts, b)? {
-            if r.seq >= from {
-                f(r)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Decoders by segment, made on first use.
-#[derive(Default)]
-struct Decoders(BTreeMap<u32, Decoder>);
-
-impl Decoders {
-    fn read(
-        &mut self,
-        dir: &Path,
-        dicts: &BTreeMap<u32, Arc<Vec<u8>>>,
-        b: &BlockPos,
-    ) -> Result<Vec<StoredRecord>, StoreError> {
-        let dec = match self.0.entry(b.segment) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => e.insert(decoder(dicts, b.segment)?),
-        };
-        journal::read_block(dir, b, dec)
     }
 }
 
@@ -996,18 +655,6 @@ fn train_dict(records: &[Record], idxs: &[usize]) -> Option<Vec<u8>> {
         })
         .collect();
     zstd::dict::from_samples(&samples, 100 << 10).ok()
-}
-
-fn cut(path: &Path, at: u64) -> Result<(), StoreError> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| StoreError::io(path, e))?;
-    if f.metadata().map_err(|e| StoreError::io(path, e))?.len() > at {
-        f.set_len(at).map_err(|e| StoreError::io(path, e))?;
-        f.sync_all().map_err(|e| StoreError::io(path, e))?;
-    }
-    Ok(())
 }
 
 fn open_index(dir: &Path, opts: &StoreOptions) -> Result<Indexer, StoreError> {

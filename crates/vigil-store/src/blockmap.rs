@@ -94,11 +94,11 @@ pub fn read(
             check: 0,
             raw_len: u32_at(e, 8),
         };
-        if header.count == 0 {
+        if header.count == 0 || offset >= file_len {
             return None;
         }
-        let next = offset + (BLOCK_HEADER_LEN as u64) + u64::from(header.payload_len);
-        seq += u64::from(header.count);
+        let next = offset.checked_add(BLOCK_HEADER_LEN as u64 + u64::from(header.payload_len))?;
+        seq = seq.checked_add(u64::from(header.count))?;
         out.push(BlockPos {
             segment,
             block: i as u32,
@@ -172,5 +172,10 @@ mod tests {
         bytes[5] ^= 1;
         std::fs::write(&p, &bytes).unwrap();
         assert!(read(dir.path(), 3, end, 500).is_none(), "edited");
+
+        // A map whose start is near the end of the address space: refused, no overflow.
+        let far = block(5, 0, u64::MAX - 10, 0, 4000);
+        write(dir.path(), 5, u64::MAX, &[&far]).unwrap();
+        assert!(read(dir.path(), 5, u64::MAX, 0).is_none());
     }
 }

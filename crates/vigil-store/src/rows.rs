@@ -299,6 +299,10 @@ impl FrameDecoder {
         payload: &[u8],
         want: Option<&[usize]>,
     ) -> Option<Vec<(usize, Row)>> {
+        // A row takes at least four bytes (four empty columns): more rows than that is damage.
+        if f.count as usize > f.raw_len as usize / 4 {
+            return None;
+        }
         self.raw.clear();
         self.raw.reserve(f.raw_len as usize);
         let n = self

@@ -125,6 +125,14 @@ fn rows_of_events_and_alerts() {
     );
 }
 
+#[test]
+fn a_frame_claiming_more_rows_than_its_bytes_hold_is_refused() {
+    let bytes = encode_frame("p", 0, &[row(1)], 3, &key()).unwrap();
+    let mut f = frame_of(&bytes);
+    f.count = u32::MAX;
+    assert!(decode_frame(&f, &bytes[FRAME_HEADER_LEN..], None).is_none());
+}
+
 proptest! {
     #[test]
     fn any_rows_round_trip(rows in prop::collection::vec(

@@ -292,13 +292,8 @@ impl FrameDecoder {
         })
     }
 
-    /// As `decode_frame`.
-    pub fn decode(
-        &mut self,
-        f: &FramePos,
-        payload: &[u8],
-        want: Option<&[usize]>,
-    ) -> Option<Vec<(usize, Row)>> {
+    /// Decompresses a frame's payload into `raw`.
+    fn inflate(&mut self, f: &FramePos, payload: &[u8]) -> Option<()> {
         // A row takes at least four bytes (four empty columns): more rows than that is damage.
         if f.count as usize > f.raw_len as usize / 4 {
             return None;
@@ -309,9 +304,31 @@ impl FrameDecoder {
             .dctx
             .decompress_to_buffer(payload, &mut self.raw)
             .ok()?;
-        if n != f.raw_len as usize {
-            return None;
-        }
+        (n == f.raw_len as usize).then_some(())
+    }
+
+    /// Whether a frame's payload decodes to `count` rows of UTF-8 text, as `decode` with every
+    /// row wanted would, without making the rows.
+    pub fn check(&mut self, f: &FramePos, payload: &[u8]) -> bool {
+        let mut ok = || -> Option<()> {
+            self.inflate(f, payload)?;
+            let mut c = Cursor::new(&self.raw);
+            for _ in 0..f.count as usize * 4 {
+                std::str::from_utf8(c.bytes()?).ok()?;
+            }
+            c.done().then_some(())
+        };
+        ok().is_some()
+    }
+
+    /// As `decode_frame`.
+    pub fn decode(
+        &mut self,
+        f: &FramePos,
+        payload: &[u8],
+        want: Option<&[usize]>,
+    ) -> Option<Vec<(usize, Row)>> {
+        self.inflate(f, payload)?;
         let mut c = Cursor::new(&self.raw);
         let mut out = Vec::with_capacity(want.map_or(f.count as usize, <[usize]>::len));
         let mut next = want.map(|w| w.iter().peekable());

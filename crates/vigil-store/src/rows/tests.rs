@@ -133,6 +133,47 @@ fn a_frame_claiming_more_rows_than_its_bytes_hold_is_refused() {
     assert!(decode_frame(&f, &bytes[FRAME_HEADER_LEN..], None).is_none());
 }
 
+#[test]
+fn check_agrees_with_decoding_every_row() {
+    let mut d = FrameDecoder::new().unwrap();
+    let bytes = encode_frame("p", 0, &[row(1), row(2)], 3, &key()).unwrap();
+    let f = frame_of(&bytes);
+    assert!(d.check(&f, &bytes[FRAME_HEADER_LEN..]));
+    // Two rows whose second `who` is not UTF-8.
+    let mut raw = Vec::new();
+    for col in [
+        &b"k8s"[..],
+        b"bob",
+        b"get",
+        b"200",
+        b"k8s",
+        b"\xff\xfe",
+        b"get",
+        b"200",
+    ] {
+        put_varint(&mut raw, col.len() as u64);
+        raw.extend_from_slice(col);
+    }
+    let payload = zstd::bulk::compress(&raw, 1).unwrap();
+    let bad = FramePos {
+        count: 2,
+        raw_len: raw.len() as u32,
+        len: payload.len() as u32,
+        ..f.clone()
+    };
+    assert!(!d.check(&bad, &payload));
+    assert!(decode_frame(&bad, &payload, None).is_none());
+    // Short of rows, or with bytes left over.
+    assert!(!d.check(
+        &FramePos {
+            count: 3,
+            ..bad.clone()
+        },
+        &payload
+    ));
+    assert!(!d.check(&FramePos { count: 1, ..bad }, &payload));
+}
+
 proptest! {
     #[test]
     fn any_rows_round_trip(rows in prop::collection::vec(

@@ -46,27 +46,34 @@ impl Table {
                 *w = (*w).max(width(cell));
             }
         }
-        // Cells padded to their column's width, two spaces apart; the last cell unpadded and
-        // the line's trailing blanks dropped.
         let mut line = String::new();
-        let mut write_line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
-            line.clear();
-            for (i, cell) in cells.iter().enumerate() {
-                line.push_str(cell);
-                if i + 1 < cells.len() {
-                    let pad = widths.get(i).map_or(0, |w| w.saturating_sub(width(cell)));
-                    line.extend(std::iter::repeat_n(' ', pad + 2));
-                }
-            }
-            out.write_all(line.trim_end().as_bytes())?;
-            out.write_all(b"\n")
-        };
-        write_line(out, &self.header)?;
-        for row in &self.rows {
-            write_line(out, row)?;
+        for row in std::iter::once(&self.header).chain(&self.rows) {
+            let cells = row.iter().map(|c| (c.as_str(), width(c)));
+            write_aligned(out, &mut line, &widths, cells)?;
         }
         Ok(())
     }
+}
+
+/// One line of a table: each cell (given with its display width) but the last padded to its
+/// column's width and two spaces; the line's trailing blanks dropped. `line` is a buffer.
+fn write_aligned<'a>(
+    out: &mut dyn Write,
+    line: &mut String,
+    widths: &[usize],
+    cells: impl ExactSizeIterator<Item = (&'a str, usize)>,
+) -> io::Result<()> {
+    line.clear();
+    let n = cells.len();
+    for (i, (cell, w)) in cells.enumerate() {
+        line.push_str(cell);
+        if i + 1 < n {
+            let pad = widths.get(i).map_or(0, |c| c.saturating_sub(w));
+            line.extend(std::iter::repeat_n(' ', pad + 2));
+        }
+    }
+    out.write_all(line.trim_end().as_bytes())?;
+    out.write_all(b"\n")
 }
 
 /// The display width of a cell (characters; ASCII by far the most common).
@@ -117,20 +124,11 @@ pub fn write_packed<const N: usize>(
         }
     }
     let mut line = String::new();
-    let mut write_line = |out: &mut dyn Write, cells: [(&str, usize); N]| -> io::Result<()> {
-        line.clear();
-        for (i, (cell, w)) in cells.iter().enumerate() {
-            line.push_str(cell);
-            if i + 1 < N {
-                line.extend(std::iter::repeat_n(' ', widths[i].saturating_sub(*w) + 2));
-            }
-        }
-        out.write_all(line.trim_end().as_bytes())?;
-        out.write_all(b"\n")
-    };
-    write_line(out, header.map(|h| (h, width(h))))?;
+    let head = header.iter().map(|h| (*h, width(h)));
+    write_aligned(out, &mut line, &widths, head)?;
     for r in rows {
-        write_line(out, std::array::from_fn(|i| (r.cell(i), r.widths[i])))?;
+        let cells = (0..N).map(|i| (r.cell(i), r.widths[i]));
+        write_aligned(out, &mut line, &widths, cells)?;
     }
     Ok(())
 }

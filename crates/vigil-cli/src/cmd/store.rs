@@ -54,10 +54,10 @@ pub fn event_row(ev: &StoredEvent) -> Vec<String> {
     timeline_row(vigil_store::TimelineRow::of(ev))
 }
 
-/// `timeline_row` packed (for long timelines).
-pub fn timeline_packed(t: vigil_store::TimelineRow) -> PackedRow<6> {
+/// The cells of a timeline entry under `EVENT_HEADER`, handed to `f`.
+fn timeline_cells<R>(t: &vigil_store::TimelineRow, f: impl FnOnce([&str; 6]) -> R) -> R {
     let r = &t.row;
-    PackedRow::new([
+    f([
         &micros_rfc3339(t.ts),
         if t.alert { "ALERT" } else { "event" },
         &r.dataset,
@@ -67,17 +67,14 @@ pub fn timeline_packed(t: vigil_store::TimelineRow) -> PackedRow<6> {
     ])
 }
 
+/// `timeline_row` packed (for long timelines).
+pub fn timeline_packed(t: vigil_store::TimelineRow) -> PackedRow<6> {
+    timeline_cells(&t, PackedRow::new)
+}
+
 /// `event_row` of a timeline entry (as `Reader::search_rows` gives them).
 pub fn timeline_row(t: vigil_store::TimelineRow) -> Vec<String> {
-    let r = t.row;
-    vec![
-        micros_rfc3339(t.ts),
-        if t.alert { "ALERT" } else { "event" }.into(),
-        r.dataset,
-        r.who,
-        r.what,
-        r.result,
-    ]
+    timeline_cells(&t, |cells| cells.map(str::to_string).to_vec())
 }
 
 pub const EVENT_HEADER: [&str; 6] = ["TIME", "KIND", "DATASET", "WHO", "WHAT", "RESULT"];

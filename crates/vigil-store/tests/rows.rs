@@ -6,7 +6,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use vigil_model::alert::{Alert, AlertRule, EvidenceRef};
 use vigil_store::prepare::{self, Record};
 use vigil_store::query::parse;
 use vigil_store::reader::{Kinds, SearchOptions};
@@ -24,23 +23,12 @@ fn opts() -> StoreOptions {
 
 fn alert_for(i: u64) -> Record {
     let ev = event(i);
-    let a = Alert {
-        rule: AlertRule {
-            id: format!("r{}", i % 3),
-            title: format!("Rule {}", i % 3),
-            level: "high".into(),
-            tags: vec![],
-        },
-        time: "2026-11-20T09:00:01Z".into(),
-        group: Default::default(),
-        events: vec![EvidenceRef {
-            dataset: "k8s.audit".into(),
-            file: "gen.log".into(),
-            line: i as usize,
-            id: Some(format!("id-{i:08}")),
-        }],
-        matched: Default::default(),
-    };
+    let a = common::alert(
+        &format!("r{}", i % 3),
+        &format!("Rule {}", i % 3),
+        i as usize,
+        &format!("id-{i:08}"),
+    );
     prepare::alert(&a, Some(ev.doc()), 0)
 }
 

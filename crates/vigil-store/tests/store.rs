@@ -363,24 +363,7 @@ fn one_writer_at_a_time() {
 
 #[test]
 fn alerts_are_stored_with_stable_ids() {
-    use vigil_model::alert::{Alert, AlertRule, EvidenceRef};
-    let a = Alert {
-        rule: AlertRule {
-            id: "r1".into(),
-            title: "Exec into pod".into(),
-            level: "high".into(),
-            tags: vec![],
-        },
-        time: "2026-11-20T09:00:01Z".into(),
-        group: Default::default(),
-        events: vec![EvidenceRef {
-            dataset: "k8s.audit".into(),
-            file: "gen.log".into(),
-            line: 2,
-            id: Some("id-00000001".into()),
-        }],
-        matched: Default::default(),
-    };
+    let a = common::alert("r1", "Exec into pod", 2, "id-00000001");
     let dir = tempfile::tempdir().unwrap();
     let mut s = Store::open(dir.path(), StoreOptions::default()).unwrap();
     let ev = event(1);

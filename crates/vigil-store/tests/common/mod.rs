@@ -56,3 +56,26 @@ pub fn filled(dir: &Path, batches: u64, per: u64, opts: StoreOptions) {
     }
     s.close().unwrap();
 }
+
+/// A high-level alert of rule `rule_id` ("title") on the Kubernetes event at `line` with
+/// auditID `id`.
+pub fn alert(rule_id: &str, title: &str, line: usize, id: &str) -> vigil_model::alert::Alert {
+    use vigil_model::alert::{Alert, AlertRule, EvidenceRef};
+    Alert {
+        rule: AlertRule {
+            id: rule_id.into(),
+            title: title.into(),
+            level: "high".into(),
+            tags: vec![],
+        },
+        time: "2026-11-20T09:00:01Z".into(),
+        group: Default::default(),
+        events: vec![EvidenceRef {
+            dataset: "k8s.audit".into(),
+            file: "gen.log".into(),
+            line,
+            id: Some(id.into()),
+        }],
+        matched: Default::default(),
+    }
+}

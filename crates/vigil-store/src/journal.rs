@@ -97,15 +97,16 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u32, PathBuf)>, StoreError> {
 /// Reads `buf.len()` bytes at `offset` (one `pread` on Unix: scanning a partition reads
 /// every block header, and a seek per header doubled the system calls); `false` when the file
 /// ends first.
-fn read_exact_at(f: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<bool> {
+pub(crate) fn read_exact_at(f: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<bool> {
     let mut done = 0;
     while done < buf.len() {
         #[cfg(unix)]
         let n = std::os::unix::fs::FileExt::read_at(f, &mut buf[done..], offset + done as u64)?;
         #[cfg(not(unix))]
         let n = {
-            std::io::Seek::seek(f, std::io::SeekFrom::Start(offset + done as u64))?;
-            std::io::Read::read(f, &mut buf[done..])?
+            let mut f = f;
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset + done as u64))?;
+            std::io::Read::read(&mut f, &mut buf[done..])?
         };
         if n == 0 {
             return Ok(false);
@@ -137,7 +138,7 @@ fn scan_with(dir: &Path, maps: bool) -> Result<Scan, StoreError> {
         let mut f = File::open(path).map_err(|e| StoreError::io(path, e))?;
         let len = f.metadata().map_err(|e| StoreError::io(path, e))?.len();
         let mut head = [0u8; HEADER_LEN];
-        let ok = read_exact_at(&mut f, 0, &mut head).map_err(|e| StoreError::io(path, e))?;
+        let ok = read_exact_at(&f, 0, &mut head).map_err(|e| StoreError::io(path, e))?;
         let header = ok.then(|| SegmentHeader::parse(&head)).flatten();
         let Some(header) = header else {
             if is_last {
@@ -195,7 +196,7 @@ fn scan_with(dir: &Path, maps: bool) -> Result<Scan, StoreError> {
             }
             let mut bh = [0u8; BLOCK_HEADER_LEN];
             let whole = offset + BLOCK_HEADER_LEN as u64 <= len
-                && read_exact_at(&mut f, offset, &mut bh).map_err(|e| StoreError::io(path, e))?;
+                && read_exact_at(&f, offset, &mut bh).map_err(|e| StoreError::io(path, e))?;
             let parsed = whole.then(|| BlockHeader::parse(&bh)).flatten();
             let end = parsed
                 .as_ref()
@@ -208,7 +209,7 @@ fn scan_with(dir: &Path, maps: bool) -> Result<Scan, StoreError> {
                 if valid && is_last && end == len {
                     // The last block: check its payload too.
                     let mut payload = vec![0u8; h.payload_len as usize];
-                    read_exact_at(&mut f, offset + BLOCK_HEADER_LEN as u64, &mut payload)
+                    read_exact_at(&f, offset + BLOCK_HEADER_LEN as u64, &mut payload)
                         .map_err(|e| StoreError::io(path, e))?;
                     valid = h.checks(&bh, &payload);
                 }
@@ -244,9 +245,9 @@ fn scan_with(dir: &Path, maps: bool) -> Result<Scan, StoreError> {
 /// Reads one block and checks it: the header as expected, the payload as checksummed.
 fn read_checked(dir: &Path, b: &BlockPos) -> Result<(PathBuf, Vec<u8>), StoreError> {
     let path = dir.join(segment_name(b.segment));
-    let mut f = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+    let f = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
     let mut buf = vec![0u8; BLOCK_HEADER_LEN + b.header.payload_len as usize];
-    if !read_exact_at(&mut f, b.offset, &mut buf).map_err(|e| StoreError::io(&path, e))? {
+    if !read_exact_at(&f, b.offset, &mut buf).map_err(|e| StoreError::io(&path, e))? {
         return Err(StoreError::Corrupt(format!(
             "{}: block at byte {} is cut short",
             path.display(),

@@ -18,7 +18,6 @@
 //! one but the store's key holder wrote a frame.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -367,7 +366,7 @@ impl FrameDecoder {
 /// `check`, each payload is read and its checksum checked too. Also returns the length of
 /// the file those frames cover (what a writer keeps).
 pub fn scan(path: &Path, check: bool) -> std::io::Result<(Vec<FramePos>, u64)> {
-    let mut file = match File::open(path) {
+    let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(e),
@@ -378,8 +377,7 @@ pub fn scan(path: &Path, check: bool) -> std::io::Result<(Vec<FramePos>, u64)> {
     let mut head = [0u8; FRAME_HEADER_LEN];
     let mut payload = Vec::new();
     while offset + FRAME_HEADER_LEN as u64 <= size {
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))?;
-        if file.read_exact(&mut head).is_err() {
+        if !crate::journal::read_exact_at(&file, offset, &mut head)? {
             break;
         }
         let Some(f) = FramePos::parse(&head, offset) else {
@@ -390,8 +388,8 @@ pub fn scan(path: &Path, check: bool) -> std::io::Result<(Vec<FramePos>, u64)> {
         }
         if check {
             payload.resize(f.len as usize, 0);
-            file.read_exact(&mut payload)?;
-            if !f.checks(&payload) {
+            let whole = crate::journal::read_exact_at(&file, f.payload_offset(), &mut payload)?;
+            if !whole || !f.checks(&payload) {
                 break;
             }
         }
@@ -405,16 +403,8 @@ pub fn scan(path: &Path, check: bool) -> std::io::Result<(Vec<FramePos>, u64)> {
 /// Reads a frame's payload from an open `rows.bin`.
 pub fn read_payload(file: &File, f: &FramePos) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; f.len as usize];
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileExt;
-        file.read_exact_at(&mut buf, f.payload_offset())?;
-    }
-    #[cfg(not(unix))]
-    {
-        let mut file = file;
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(f.payload_offset()))?;
-        file.read_exact(&mut buf)?;
+    if !crate::journal::read_exact_at(file, f.payload_offset(), &mut buf)? {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
     Ok(buf)
 }

@@ -2,6 +2,7 @@
 //! audit as raw JSON (parsed lazily by the engine), line formats through `vigil-normalize`.
 //! Several inputs are merged by event time, so correlations see one stream in event order.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::BufRead;
@@ -48,7 +49,8 @@ pub struct Item<'a> {
 /// An event read from one input, owned so that inputs can be merged (and events handed to
 /// other threads).
 pub struct Owned {
-    pub dataset: String,
+    /// Borrowed for a constant name (every audit event's "k8s.audit"): no allocation per event.
+    pub dataset: Cow<'static, str>,
     pub line: usize,
     pub raw: Option<String>,
     pub doc: Option<Value>,
@@ -97,10 +99,15 @@ enum Kind {
         parser: Box<dyn Parser>,
         dataset: Dataset,
         line_no: usize,
-        pending: VecDeque<Result<vigil_normalize::Parsed, vigil_normalize::ParseError>>,
+        pending: VecDeque<ParseResult>,
         done: bool,
+        /// The line being read, its bytes and the parser's output, kept from line to line so
+        /// that they are not grown again from empty.
+        buffers: (String, Vec<u8>, Vec<ParseResult>),
     },
 }
+
+type ParseResult = Result<vigil_normalize::Parsed, vigil_normalize::ParseError>;
 
 fn dataset_for(path: &str, reader: &mut dyn BufRead, opts: &InputOptions) -> Result<Dataset> {
     if let Some(name) = &opts.source {
@@ -156,6 +163,7 @@ impl FileEvents {
                     line_no: 0,
                     pending: VecDeque::new(),
                     done: false,
+                    buffers: Default::default(),
                 },
             });
         }
@@ -172,6 +180,7 @@ impl FileEvents {
                 line_no: 0,
                 pending: VecDeque::new(),
                 done: false,
+                buffers: Default::default(),
             }
         };
         Ok(FileEvents {
@@ -192,7 +201,7 @@ impl FileEvents {
                 Some(r) => Ok(Some(
                     match r.with_context(|| format!("reading {path}"))? {
                         Ok(r) => Next::Event(Owned {
-                            dataset: "k8s.audit".into(),
+                            dataset: Cow::Borrowed("k8s.audit"),
                             line: r.origin.line,
                             time_ms: if with_time {
                                 quick_event_time(&r.text).map(|t| t.unix_micros() / 1000)
@@ -213,18 +222,19 @@ impl FileEvents {
                 line_no,
                 pending,
                 done,
+                buffers,
             } => {
-                let (mut line, mut scratch, mut out) = (String::new(), Vec::new(), Vec::new());
+                let (line, scratch, out) = buffers;
                 while pending.is_empty() && !*done {
                     line.clear();
-                    let n = read_line_lossy(reader, &mut scratch, &mut line)
+                    let n = read_line_lossy(reader, scratch, line)
                         .with_context(|| format!("reading {path} near line {}", *line_no + 1))?;
                     if n == 0 {
-                        parser.flush(&mut out);
+                        parser.flush(out);
                         *done = true;
                     } else {
                         *line_no += 1;
-                        parser.push_line(line.trim_end_matches(['\n', '\r']), *line_no, &mut out);
+                        parser.push_line(line.trim_end_matches(['\n', '\r']), *line_no, out);
                     }
                     pending.extend(out.drain(..));
                 }
@@ -235,7 +245,8 @@ impl FileEvents {
                             .pointer("/event/dataset")
                             .and_then(Value::as_str)
                             .unwrap_or(dataset.as_str())
-                            .to_string(),
+                            .to_string()
+                            .into(),
                         line: p.line,
                         time_ms: doc_time_ms(&p.doc),
                         raw: None,

@@ -11,7 +11,10 @@ use serde_json::value::RawValue;
 
 use crate::audit::Event;
 
+mod assembler;
 mod brackets;
+
+pub use assembler::{Chunk, LineAssembler};
 
 /// Why one record is not a usable audit event. Lines are absolute (1-based) in the input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -136,26 +139,8 @@ fn contains(text: &str, f: &memchr::memmem::Finder) -> bool {
 /// what a rule needs. A single event is checked cheaply (an object that names an auditID); an
 /// EventList is parsed enough to find its items, each checked the same way.
 pub fn split_event_texts(text: &str, line: usize) -> Vec<Result<&str, DecodeError>> {
-    fn looks_like_event(t: &str, line: usize, item: Option<usize>) -> Result<&str, DecodeError> {
-        let t = t.trim();
-        if !(t.starts_with('{') && t.ends_with('}')) {
-            return Err(DecodeError::NotAnEvent {
-                line,
-                item,
-                reason: "expected a JSON object".into(),
-            });
-        }
-        if !contains(t, &FINDERS.get_or_init(finders).0) {
-            return Err(DecodeError::NotAnEvent {
-                line,
-                item,
-                reason: "field auditID is missing".into(),
-            });
-        }
-        Ok(t)
-    }
-    if !contains(text, &FINDERS.get_or_init(finders).1) {
-        return vec![looks_like_event(text, line, None)];
+    if let Some(single) = split_single_event(text, line) {
+        return vec![single];
     }
     match serde_json::from_str::<Envelope>(text) {
         Ok(Envelope {
@@ -177,6 +162,33 @@ pub fn split_event_texts(text: &str, line: usize) -> Vec<Result<&str, DecodeErro
             message: strip_position(&e.to_string()),
         })],
     }
+}
+
+/// [`split_event_texts`] of a document that cannot be an EventList (it holds no `"items"`),
+/// without allocating: the reader of a JSON-lines log asks this once per line. `None`: the
+/// document may be an EventList; ask [`split_event_texts`].
+pub fn split_single_event(text: &str, line: usize) -> Option<Result<&str, DecodeError>> {
+    (!contains(text, &FINDERS.get_or_init(finders).1)).then(|| looks_like_event(text, line, None))
+}
+
+/// A cheap check of one event's text: an object that names an auditID.
+fn looks_like_event(t: &str, line: usize, item: Option<usize>) -> Result<&str, DecodeError> {
+    let t = t.trim();
+    if !(t.starts_with('{') && t.ends_with('}')) {
+        return Err(DecodeError::NotAnEvent {
+            line,
+            item,
+            reason: "expected a JSON object".into(),
+        });
+    }
+    if !contains(t, &FINDERS.get_or_init(finders).0) {
+        return Err(DecodeError::NotAnEvent {
+            line,
+            item,
+            reason: "field auditID is missing".into(),
+        });
+    }
+    Ok(t)
 }
 
 fn decode_event(text: &str, line: usize, item: Option<usize>) -> Result<Decoded, DecodeError> {
@@ -221,127 +233,11 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-/// Groups lines into JSON documents: one per line for JSON-lines logs, several lines for a
-/// pretty-printed document. A line that cannot start a document is returned alone, so its
-/// error names it and the next line is read afresh.
-pub struct LineAssembler {
-    buf: String,
-    start: usize,
-    limit: usize,
-}
-
-/// A complete document, ready for [`decode_document`] or for reporting.
-#[derive(Debug, PartialEq)]
-pub struct Chunk {
-    pub line: usize,
-    pub text: String,
-}
-
-impl LineAssembler {
-    /// `limit`: the largest multi-line document accepted, in bytes.
-    pub fn new(limit: usize) -> Self {
-        LineAssembler {
-            buf: String::new(),
-            start: 0,
-            limit,
-        }
-    }
-
-    /// Feeds line number `line` (1-based, without its newline); complete chunks go to `emit`.
-    pub fn push(
-        &mut self,
-        line: usize,
-        text: &str,
-        emit: &mut impl FnMut(Result<Chunk, DecodeError>),
-    ) {
-        if !self.buf.is_empty() && text.starts_with('{') && is_standalone(text) {
-            // An unindented, complete object cannot sit inside a pretty-printed document: what
-            // is pending was a torn line (a crash or a rotation mid-write). Report it alone.
-            emit(Ok(Chunk {
-                line: self.start,
-                text: std::mem::take(&mut self.buf),
-            }));
-        }
-        if self.buf.is_empty() {
-            let trimmed = text.trim();
-            if trimmed.is_empty() {
-                return;
-            }
-            if !trimmed.starts_with('{') || is_complete(trimmed) {
-                emit(Ok(Chunk {
-                    line,
-                    text: trimmed.to_string(),
-                }));
-                return;
-            }
-            self.start = line;
-        }
-        self.buf.push_str(text);
-        self.buf.push('\n');
-        if self.buf.len() > self.limit {
-            self.buf.clear();
-            emit(Err(DecodeError::TooLong {
-                line: self.start,
-                limit: self.limit,
-            }));
-        } else if text.trim_end().ends_with('}') && is_complete(&self.buf) {
-            // The cheap check first: a document can only end on a line that closes a brace.
-            emit(Ok(Chunk {
-                line: self.start,
-                text: std::mem::take(&mut self.buf),
-            }));
-        }
-    }
-
-    /// Ends the input: an unfinished document is returned as is, to be reported.
-    pub fn finish(&mut self) -> Option<Chunk> {
-        (!self.buf.is_empty()).then(|| Chunk {
-            line: self.start,
-            text: std::mem::take(&mut self.buf),
-        })
-    }
-}
-
-fn is_standalone(text: &str) -> bool {
-    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
-}
-
-/// True unless the text is a JSON prefix cut short (an EOF error): garbage counts as complete,
-/// so it is reported at once rather than swallowing the lines after it.
-fn is_complete(text: &str) -> bool {
-    // Nearly every line of a JSON-lines log is one whole object: a bracket count settles it
-    // several times faster than a parse (the parse comes later, of the fields rules read).
-    closes_at_end(text)
-        || match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-            Ok(_) => true,
-            Err(e) => !e.is_eof(),
-        }
-}
-
-/// Whether `text` is `{`, then anything whose string-aware bracket count first returns to zero
-/// at its last non-blank byte. Such a text is never a JSON prefix cut short: a parser either
-/// accepts it or fails on a syntax error before its end (a mismatched bracket, a bad token), so
-/// it is complete in `is_complete`'s sense. False means "ask the parser". Counted 64 bytes at a
-/// time (see [`brackets`]).
-fn closes_at_end(text: &str) -> bool {
-    brackets::closes_at_end(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const EVENT: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{"username":"alice"},"requestReceivedTimestamp":"2024-01-01T00:00:00.000000Z","stageTimestamp":"2024-01-01T00:00:00.100000Z"}"#;
-
-    fn assemble(text: &str) -> Vec<Result<Chunk, DecodeError>> {
-        let mut a = LineAssembler::new(1 << 20);
-        let mut out = Vec::new();
-        for (i, l) in text.lines().enumerate() {
-            a.push(i + 1, l, &mut |c| out.push(c));
-        }
-        out.extend(a.finish().map(Ok));
-        out
-    }
 
     #[test]
     fn decodes_a_single_event() {
@@ -406,93 +302,5 @@ mod tests {
             ev.time().unwrap().to_string(),
             "2017-09-11T19:55:05.000000Z"
         );
-    }
-
-    #[test]
-    fn assembles_pretty_documents_and_single_lines() {
-        let text = format!(
-            "{EVENT}\n\n{{\n  \"kind\": \"EventList\",\n  \"items\": []\n}}\nnot json\n{EVENT}\n"
-        );
-        let chunks = assemble(&text);
-        let lines: Vec<usize> = chunks.iter().map(|c| c.as_ref().unwrap().line).collect();
-        assert_eq!(lines, vec![1, 3, 7, 8]);
-    }
-
-    #[test]
-    fn a_torn_line_does_not_swallow_the_next() {
-        let text = format!("{{\"auditID\": \"x\",\n{EVENT}\n{EVENT}\n");
-        let chunks = assemble(&text);
-        let lines: Vec<usize> = chunks.iter().map(|c| c.as_ref().unwrap().line).collect();
-        assert_eq!(lines, vec![1, 2, 3]);
-        assert!(decode_document(&chunks[0].as_ref().unwrap().text, 1)[0].is_err());
-    }
-
-    #[test]
-    fn a_broken_line_does_not_swallow_the_next() {
-        let text = format!("{{\"auditID\": \"x\", oops\n{EVENT}\n");
-        let chunks = assemble(&text);
-        assert_eq!(chunks.len(), 2);
-        assert_eq!(chunks[1].as_ref().unwrap().line, 2);
-    }
-
-    mod prop {
-        use super::*;
-        use proptest::prelude::*;
-
-        proptest! {
-            /// Any text, cut into lines any way, yields results for every line that held
-            /// something, and never panics.
-            #[test]
-            fn never_panics_and_never_loses_lines(lines in proptest::collection::vec(".{0,80}", 0..20)) {
-                let text = lines.join("\n");
-                let mut a = LineAssembler::new(1 << 12);
-                let mut chunks = Vec::new();
-                for (i, l) in text.lines().enumerate() {
-                    a.push(i + 1, l, &mut |c| chunks.push(c));
-                }
-                chunks.extend(a.finish().map(Ok));
-                for c in chunks.iter().flatten() {
-                    let _ = decode_document(&c.text, c.line);
-                }
-                let non_blank = text.lines().filter(|l| !l.trim().is_empty()).count();
-                prop_assert!(chunks.len() <= non_blank);
-                prop_assert!(non_blank == 0 || !chunks.is_empty());
-            }
-
-            /// The bracket-count shortcut never changes the answer of the parser.
-            #[test]
-            fn shortcut_agrees_with_the_parser(text in "[{}\\[\\]\"\\\\:,a1 ]{0,24}") {
-                let t = format!("{{{text}");
-                let parsed = match serde_json::from_str::<serde::de::IgnoredAny>(&t) {
-                    Ok(_) => true,
-                    Err(e) => !e.is_eof(),
-                };
-                prop_assert!(!closes_at_end(&t) || parsed, "{t:?}");
-                prop_assert_eq!(is_complete(&t), parsed, "{:?}", t);
-            }
-
-            /// Valid events survive any number of garbage lines between them.
-            #[test]
-            fn events_survive_garbage(garbage in proptest::collection::vec("[^{\\n][^\\n]{0,40}", 0..5)) {
-                let mut text = String::new();
-                for g in &garbage {
-                    text.push_str(EVENT);
-                    text.push('\n');
-                    text.push_str(g);
-                    text.push('\n');
-                }
-                text.push_str(EVENT);
-                let mut a = LineAssembler::new(1 << 16);
-                let mut good = 0;
-                for (i, l) in text.lines().enumerate() {
-                    a.push(i + 1, l, &mut |c| {
-                        if let Ok(c) = c {
-                            good += decode_document(&c.text, c.line).iter().filter(|r| r.is_ok()).count();
-                        }
-                    });
-                }
-                prop_assert_eq!(good, garbage.len() + 1);
-            }
-        }
     }
 }

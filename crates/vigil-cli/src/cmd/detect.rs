@@ -203,7 +203,7 @@ impl Batch {
         let dataset = match self.datasets.iter().rposition(|d| *d == ev.dataset) {
             Some(d) => d,
             None => {
-                self.datasets.push(ev.dataset);
+                self.datasets.push(ev.dataset.into_owned());
                 self.datasets.len() - 1
             }
         };

@@ -32,23 +32,35 @@
 //! `(a or c) and (b or d)` and so on); dropping a clause is always sound, and clauses with a
 //! literal found in nearly every event (keys of fields every event has) are dropped.
 //!
-//! The scan finds every pattern occurrence without an overlapping search: a leftmost-longest
-//! search restarted one byte after each match start reports the longest pattern starting at
-//! each position, and every pattern that is a prefix of a found one is marked found with it.
+//! The automaton does not search the literals' cores themselves but anchors: substrings of one
+//! length (4 bytes), each core anchored on one of its substrings at a known offset (several
+//! cores may share an anchor; see `anchor` for why and how they are chosen). The scan finds
+//! every anchor occurrence, then compares each core anchored there with the text around it
+//! and checks its literals' context. Every anchor occurrence is found although the search is
+//! not overlapping: the search from a position reports the leftmost occurrence at or after it
+//! (anchors have one length and are distinct, so one anchor starts there); an anchor starting
+//! inside that match would run past its end, so a suffix of the match would be a prefix of it,
+//! and the search restarts at the first offset inside the match where that is so (one past
+//! the match when nowhere). Every occurrence of a literal contains an occurrence of its core's
+//! anchor at the core's offset, so every literal present is marked found (and only those).
 //!
 //! This module holds the prefilter's data; the work is in submodules: `cnf` extracts literals
 //! and builds a condition's clauses, `rank` orders them by selectivity, `build` makes the
-//! automaton and finders of a dataset, `scan` runs them over an event (and the pruned parse,
-//! `pruned`), `report` gives the diagnostics the bench example prints.
+//! automaton and finders of a dataset (`anchor` picks the anchors; `scoped` searches a literal
+//! only in the values of its field's key), `scan` runs them over an
+//! event (and the pruned parse, `pruned`), `report` gives the diagnostics the bench example
+//! prints.
 
 use aho_corasick::AhoCorasick;
 
+mod anchor;
 mod build;
 mod cnf;
 mod pruned;
 mod rank;
 mod report;
 mod scan;
+mod scoped;
 #[cfg(test)]
 mod tests;
 
@@ -102,33 +114,68 @@ impl Context {
 struct Finder {
     core: memchr::memmem::Finder<'static>,
     context: Context,
+    /// The end of the key whose value must hold the core (see [`scoped`]).
+    key: Option<memchr::memmem::Finder<'static>>,
 }
 
 impl Finder {
     fn present(&self, text: &[u8]) -> bool {
+        match &self.key {
+            None => self.present_in(text, 0, text.len()),
+            Some(k) => scoped::values(text, k).any(|v| match v {
+                scoped::Value::Token(s, e) => self.present_in(text, s, e),
+                scoped::Value::Unknown => true,
+            }),
+        }
+    }
+
+    /// Whether the core occurs inside `text[from..to]` with its context (which may look just
+    /// outside the range).
+    fn present_in(&self, text: &[u8], from: usize, to: usize) -> bool {
         let n = self.core.needle().len();
         if self.context == Context::default() {
-            return self.core.find(text).is_some();
+            return self.core.find(&text[from..to]).is_some();
         }
         self.core
-            .find_iter(text)
-            .any(|s| self.context.holds(text, s, s + n))
+            .find_iter(&text[from..to])
+            .any(|s| self.context.holds(text, from + s, from + s + n))
+    }
+}
+
+/// The search over the anchors: Teddy itself where the CPU has it (no automaton behind it:
+/// anchors are short and Teddy reports exact matches), else an automaton.
+#[derive(Debug)]
+enum Searcher {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Searcher {
+    /// The anchor and start of the leftmost anchor occurrence starting at or after `at`.
+    #[inline]
+    fn find(&self, text: &[u8], at: usize) -> Option<(usize, usize)> {
+        let m = match self {
+            Searcher::Packed(s) => s.find_in(text, aho_corasick::Span::from(at..text.len()))?,
+            Searcher::Automaton(ac) => ac.find(aho_corasick::Input::new(text).range(at..))?,
+        };
+        Some((m.pattern().as_usize(), m.start()))
     }
 }
 
 #[derive(Debug)]
 pub(crate) struct Prefilter {
-    /// Over the cores of the automaton literals (deduplicated).
-    ac: AhoCorasick,
+    /// Over the anchors (see the module docs).
+    searcher: Searcher,
     /// How many automaton literals there are (bits of `Buffers::found`).
     nlits: usize,
+    /// The automaton literals' cores (deduplicated, lowercase).
+    cores: Vec<Vec<u8>>,
     /// Per core: its literals, each with the context its occurrence must have.
     core_lits: Vec<Vec<(u32, Context)>>,
-    /// Per core: the literals of every other core it contains, found with it (unchecked:
-    /// counting a literal present is always safe).
-    implied: Vec<Vec<u32>>,
-    /// For each core, the smallest offset inside it where another core could start and run
-    /// past its end (its length when none can).
+    /// Per anchor: the cores anchored on it, each with the anchor's offset inside it.
+    anchored: Vec<Vec<(u32, u32)>>,
+    /// Per anchor: the smallest offset inside it where an anchor could start (its length when
+    /// none can): the search goes on from there after a match.
     restart: Vec<usize>,
     finders: Vec<Finder>,
     finder_lits: Vec<String>,

@@ -1,13 +1,13 @@
 //! Building a dataset's prefilter: each rule's clauses are compressed and ranked, the best
 //! clauses go into the Aho-Corasick automaton while it has room (the rest become on-demand
-//! finders), and the automaton's restart offsets and implied literals are computed so that the
-//! scan needs no overlapping search.
+//! finders), the cores' anchors are chosen (`anchor`) and their restart offsets computed so that
+//! the scan needs no overlapping search.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::cnf::{cond_cnf, numeric_chars, Cnf, Lit};
 use super::rank::sort_clauses;
-use super::{Clause, Context, Finder, Prefilter, RuleReads};
+use super::{anchor, Clause, Context, Finder, Prefilter, RuleReads, Searcher};
 use crate::compile::{CompiledRule, SelNode};
 use crate::value::Matcher;
 
@@ -27,8 +27,13 @@ fn compress(clause: Vec<Lit>) -> Vec<Lit> {
             .enumerate()
             .map(|(i, l)| {
                 !lits.iter().enumerate().any(|(j, o)| {
-                    // `o` is there whenever `l` is (its digits need their context: no).
-                    j != i && !o.digits && l.text.contains(&o.text) && (o.text != l.text || j < i)
+                    // `o` is there whenever `l` is (its digits need their context: no; in the
+                    // value of `l`'s key when `o` is scoped to it).
+                    j != i
+                        && !o.digits
+                        && (o.key.is_none() || o.key == l.key)
+                        && l.text.contains(&o.text)
+                        && (o.text != l.text || j < i)
                 })
             })
             .collect();
@@ -72,6 +77,7 @@ fn compress(clause: Vec<Lit>) -> Vec<Lit> {
             text: sub.clone(),
             common: false,
             digits: false,
+            key: None,
         };
         lits.retain(|x| !x.text.contains(&sub));
         lits.push(new);
@@ -85,7 +91,7 @@ fn compress(clause: Vec<Lit>) -> Vec<Lit> {
 
 /// The shortest core the automaton searches: its SIMD prefilter (Teddy) compares the first
 /// bytes of every core, so short cores make it report many candidates.
-const MIN_CORE: usize = 4;
+pub(super) const MIN_CORE: usize = 4;
 
 /// The part of a literal the automaton or a finder searches for (the literal without its
 /// leading quote), and the context the literal adds.
@@ -122,7 +128,7 @@ struct Tables {
     cores: std::collections::HashSet<String>,
     finder_lits: Vec<String>,
     finders: Vec<Finder>,
-    finder_index: std::collections::HashMap<(String, bool), u32>,
+    finder_index: std::collections::HashMap<(String, bool, Option<String>), u32>,
 }
 
 impl Tables {
@@ -140,7 +146,7 @@ impl Tables {
     }
 
     fn finder(&mut self, l: &Lit) -> u32 {
-        let key = (l.text.clone(), l.digits);
+        let key = (l.text.clone(), l.digits, l.key.clone());
         if let Some(&i) = self.finder_index.get(&key) {
             return i;
         }
@@ -148,8 +154,15 @@ impl Tables {
         self.finders.push(Finder {
             core: memchr::memmem::Finder::new(c.as_bytes()).into_owned(),
             context,
+            key: l
+                .key
+                .as_ref()
+                .map(|k| memchr::memmem::Finder::new(k.as_bytes()).into_owned()),
         });
-        self.finder_lits.push(l.text.clone());
+        self.finder_lits.push(match &l.key {
+            Some(k) => format!("{} in the value of {k}", l.text),
+            None => l.text.clone(),
+        });
         self.finder_index
             .insert(key, (self.finders.len() - 1) as u32);
         (self.finders.len() - 1) as u32
@@ -221,8 +234,8 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
                     if auto {
                         lits.push(t.auto(l));
                     } else if let Some(&i) = t.index.get(&(l.text.clone(), l.digits)) {
-                        // The automaton has this literal for another clause: its bit answers
-                        // (found, or implied: counting it present is safe), no search needed.
+                        // The automaton has this literal for another clause: its bit answers,
+                        // no search needed.
                         lits.push(i);
                     } else {
                         finds.push(t.finder(l));
@@ -287,8 +300,8 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
             }
         })
         .collect();
-    // The automaton searches each distinct core once; a match checks the context of each
-    // literal with that core.
+    // The automaton finds each distinct core once (through its anchor); a match checks the
+    // context of each literal with that core.
     let mut cores: Vec<Vec<u8>> = Vec::new();
     let mut core_lits: Vec<Vec<(u32, Context)>> = Vec::new();
     for (l, (c, cx)) in pat_cx.iter().enumerate() {
@@ -303,43 +316,31 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
         };
         core_lits[i].push((l as u32, *cx));
     }
-    let ncores = cores.len();
-    // Leftmost-longest, non-overlapping search reports, at each reported start, the longest
-    // core there. Every other occurrence either lies inside a reported match (then that core is
-    // a substring of it: `implied`), or starts inside it and runs past its end (then a suffix
-    // of the match is a prefix of that core: the search restarts at the earliest such offset),
-    // or starts after it.
-    let implied = cores
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            (0..ncores)
-                .filter(|&q| q != i && memchr::memmem::find(p, &cores[q]).is_some())
-                .flat_map(|q| core_lits[q].iter().map(|&(l, _)| l))
-                .collect()
-        })
-        .collect();
-    let restart = cores
-        .iter()
-        .map(|p| {
-            (1..p.len())
-                .find(|&k| {
-                    cores
-                        .iter()
-                        .any(|q| q.len() > p.len() - k && q.starts_with(&p[k..]))
-                })
-                .unwrap_or(p.len())
-        })
-        .collect();
-    let ac = AhoCorasick::builder()
-        .match_kind(MatchKind::LeftmostLongest)
-        .build(&cores)
-        .ok()?;
+    // Every core is at least MIN_CORE bytes long (shorter ones never enter the automaton).
+    let len = cores.iter().map(Vec::len).min()?.min(anchor::ANCHOR);
+    let (anchors, anchored): (Vec<Vec<u8>>, Vec<anchor::Anchored>) =
+        anchor::choose(&cores, len).into_iter().unzip();
+    let restart = anchor::restarts(&anchors);
+    let searcher = match aho_corasick::packed::Config::new()
+        .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+        .builder()
+        .extend(&anchors)
+        .build()
+    {
+        Some(s) => Searcher::Packed(s),
+        None => Searcher::Automaton(
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(&anchors)
+                .ok()?,
+        ),
+    };
     Some(Prefilter {
-        ac,
+        searcher,
         nlits: pats.len(),
+        cores,
         core_lits,
-        implied,
+        anchored,
         restart,
         finders,
         finder_lits,

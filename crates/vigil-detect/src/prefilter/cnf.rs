@@ -15,11 +15,15 @@ pub(super) struct Lit {
     /// The digits of an integer: they occur with no digit right after them nor a digit 1-9
     /// right before.
     pub(super) digits: bool,
+    /// For a value literal of a field: the end of the field's last key (`code"`), whose value
+    /// must contain the literal (see [`super::scoped`]). Only set where a search of the whole
+    /// text is poor (integers, short literals).
+    pub(super) key: Option<String>,
 }
 
 impl Lit {
     pub(super) fn same(&self, o: &Lit) -> bool {
-        self.text == o.text && self.digits == o.digits
+        self.text == o.text && self.digits == o.digits && self.key == o.key
     }
 }
 
@@ -56,6 +60,7 @@ fn lit(s: &str) -> Option<Lit> {
         numeric,
         common: false,
         digits: false,
+        key: None,
     })
 }
 
@@ -67,6 +72,7 @@ fn quoted(text: String) -> Lit {
         numeric: false,
         common: false,
         digits: false,
+        key: None,
     }
 }
 
@@ -135,6 +141,7 @@ fn matcher_lits(m: &Matcher) -> Option<Vec<Lit>> {
                     numeric: false,
                     common: false,
                     digits: true,
+                    key: None,
                 }];
                 if !text.to_ascii_lowercase().contains(&digits) {
                     out.push(lit(text)?);
@@ -149,6 +156,7 @@ fn matcher_lits(m: &Matcher) -> Option<Vec<Lit>> {
             numeric: false,
             common: false,
             digits: false,
+            key: None,
         }]),
         _ => None,
     }
@@ -238,8 +246,11 @@ fn and(parts: Vec<Option<Cnf>>) -> Option<Cnf> {
     sort_clauses(&mut all);
     let mut out: Cnf = Vec::new();
     for c in all {
-        let key = |c: &Vec<Lit>| -> Vec<(String, bool)> {
-            let mut t: Vec<(String, bool)> = c.iter().map(|l| (l.text.clone(), l.digits)).collect();
+        let key = |c: &Vec<Lit>| -> Vec<(String, bool, Option<String>)> {
+            let mut t: Vec<_> = c
+                .iter()
+                .map(|l| (l.text.clone(), l.digits, l.key.clone()))
+                .collect();
             t.sort_unstable();
             t
         };
@@ -271,6 +282,10 @@ fn item_cnf(i: &Item) -> Option<Cnf> {
         }
     }
     if i.exists.is_none() {
+        let key = scope_key(&i.paths);
+        let matcher_lits = |m: &Matcher| {
+            matcher_lits(m).map(|ls| ls.into_iter().map(|l| scoped(l, &key)).collect::<Vec<_>>())
+        };
         if i.all {
             for m in &i.matchers {
                 if let Some(l) = matcher_lits(m) {
@@ -294,6 +309,34 @@ fn item_cnf(i: &Item) -> Option<Cnf> {
         }
     }
     and(vec![Some(cnf)])
+}
+
+/// The end of the key every path ends with (`code"` for `responseStatus.code` and
+/// `code`), when it is clean: a value at any of the paths follows such a key.
+fn scope_key(paths: &[crate::event::FieldPath]) -> Option<String> {
+    let last = |p: &crate::event::FieldPath| p.text.rsplit('.').next().map(str::to_string);
+    let seg = last(paths.first()?)?;
+    if seg.is_empty()
+        || !seg.chars().all(clean)
+        || paths.iter().any(|p| last(p) != Some(seg.clone()))
+    {
+        return None;
+    }
+    Some(format!("{}\"", seg.to_ascii_lowercase()))
+}
+
+/// Scopes a value literal to its field's key where searching the whole text for it is poor:
+/// the digits of an integer (digits fill timestamps and ids) and literals shorter than the
+/// automaton's cores. Scoping never changes which events may match (see [`super::scoped`]).
+fn scoped(l: Lit, key: &Option<String>) -> Lit {
+    let short = l.text.trim_matches('"').len() < super::build::MIN_CORE;
+    match key {
+        Some(k) if l.digits || short => Lit {
+            key: Some(k.clone()),
+            ..l
+        },
+        _ => l,
+    }
 }
 
 fn node_cnf(n: &SelNode) -> Option<Cnf> {

@@ -112,31 +112,29 @@ impl Prefilter {
         }
     }
 
-    /// Marks every automaton literal present in the folded text.
+    /// Marks every automaton literal present in the folded text: every anchor occurrence is
+    /// found (see the parent module), and the cores anchored there are compared with the text.
     fn search(&self, buf: &mut Buffers) {
         let text = &buf.folded;
         let found = &mut buf.found;
         let mut at = 0;
-        'outer: while at < text.len() {
-            let input = aho_corasick::Input::new(text).range(at..);
-            for m in self.ac.find_iter(input) {
-                let id = m.pattern().as_usize();
-                for &(l, cx) in &self.core_lits[id] {
-                    if cx.holds(text, m.start(), m.end()) {
+        while let Some((a, s)) = self.searcher.find(text, at) {
+            for &(c, o) in &self.anchored[a] {
+                let core = &self.cores[c as usize];
+                let Some(start) = s.checked_sub(o as usize) else {
+                    continue;
+                };
+                let end = start + core.len();
+                if text.get(start..end) != Some(&core[..]) {
+                    continue;
+                }
+                for &(l, cx) in &self.core_lits[c as usize] {
+                    if cx.holds(text, start, end) {
                         found[(l / 64) as usize] |= 1 << (l % 64);
                     }
                 }
-                for &l in &self.implied[id] {
-                    found[(l / 64) as usize] |= 1 << (l % 64);
-                }
-                let k = self.restart[id];
-                if k < m.len() {
-                    // A longer core may start inside this match: search again from there.
-                    at = m.start() + k;
-                    continue 'outer;
-                }
             }
-            break;
+            at = s + self.restart[a];
         }
     }
 }

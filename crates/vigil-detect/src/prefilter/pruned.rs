@@ -16,6 +16,9 @@
 //! depth), into a visitor that keeps nothing; trailing characters are refused; an object whose
 //! first key is serde_json's raw-value marker (which [`Value`] reads specially) makes the pruned
 //! parse give up, and the caller parses the whole document.
+//!
+//! Most texts never reach serde: the scanner in `fast` answers for plain JSON (no `\u`
+//! escapes, integers only) and gives up on everything else, which the serde path then decides.
 
 use std::fmt;
 
@@ -24,6 +27,8 @@ use serde::Deserialize as _;
 use serde_json::{Map, Number, Value};
 
 use crate::event::FieldPath;
+
+mod fast;
 
 /// serde_json's marker key for raw values (its `raw_value` feature): [`Value`] parses the
 /// string after it as JSON.
@@ -116,6 +121,14 @@ impl Tree {
     /// Parses `raw` keeping what the paths reach; `None` when the text is not a JSON object or
     /// the pruned parse cannot tell (the caller then parses the whole document).
     pub(crate) fn parse(&self, raw: &str) -> Option<Value> {
+        if let Ok(v) = fast::parse(self, raw) {
+            return Some(v);
+        }
+        self.parse_serde(raw)
+    }
+
+    /// The serde path: decides every text the fast scanner gives up on.
+    fn parse_serde(&self, raw: &str) -> Option<Value> {
         let mut de = serde_json::Deserializer::from_str(raw);
         let v = Seed {
             tree: self,
@@ -463,6 +476,12 @@ mod speed {
                 k += t.parse(l).map_or(0, |v| v.as_object().unwrap().len());
             }
             println!("pruned ({name}) {:?} {k}", c.elapsed());
+            let c = std::time::Instant::now();
+            let mut k = 0;
+            for l in &lines {
+                k += t.parse_serde(l).map_or(0, |v| v.as_object().unwrap().len());
+            }
+            println!("pruned by serde ({name}) {:?} {k}", c.elapsed());
         }
         let t = std::time::Instant::now();
         let mut k = 0;
@@ -471,6 +490,11 @@ mod speed {
                 .map_or(0, |v| v.as_object().unwrap().len());
         }
         println!("whole {:?} {k}", t.elapsed());
+        let bails = lines
+            .iter()
+            .filter(|l| super::fast::parse(&small, l).is_err())
+            .count();
+        println!("fast gives up on {bails} of {}", lines.len());
         let t = std::time::Instant::now();
         let mut k = 0;
         for l in &lines {

@@ -46,18 +46,29 @@ pub struct Item<'a> {
     pub time_ms: Option<i64>,
 }
 
-/// An event read from one input, owned so that inputs can be merged (and events handed to
-/// other threads).
-pub struct Owned {
+/// An event read from one input. Its text is borrowed from the reader when the event is handed
+/// on at once (one input), and owned when it waits its turn (inputs merged by time).
+pub struct InputEvent<'r> {
     /// Borrowed for a constant name (every audit event's "k8s.audit"): no allocation per event.
     pub dataset: Cow<'static, str>,
     pub line: usize,
-    pub raw: Option<String>,
+    pub raw: Option<Cow<'r, str>>,
     pub doc: Option<Value>,
     pub time_ms: Option<i64>,
 }
 
-impl Owned {
+impl InputEvent<'_> {
+    /// The event with a text of its own, to be held while the reader reads on.
+    pub fn into_owned(self) -> InputEvent<'static> {
+        InputEvent {
+            dataset: self.dataset,
+            line: self.line,
+            raw: self.raw.map(|r| Cow::Owned(r.into_owned())),
+            doc: self.doc,
+            time_ms: self.time_ms,
+        }
+    }
+
     /// The event as [`read_inputs`] hands it out; `file` is the path of its input.
     pub fn item<'a>(&'a self, file: &'a str) -> Item<'a> {
         Item {
@@ -80,8 +91,8 @@ pub fn input_names(inputs: &[String]) -> Vec<String> {
     }
 }
 
-enum Next {
-    Event(Owned),
+enum Next<'r> {
+    Event(InputEvent<'r>),
     Rejected(String),
 }
 
@@ -192,23 +203,23 @@ impl FileEvents {
 
     /// The next event or rejected record; `None` at the end. `with_time` asks for the event
     /// time up front (needed to merge inputs).
-    fn next(&mut self, with_time: bool, events: u64) -> Result<Option<Next>> {
+    fn next(&mut self, with_time: bool, events: u64) -> Result<Option<Next<'_>>> {
         self.progress.tick(events);
         let path = &self.path;
         match &mut self.kind {
-            Kind::Audit(records) => match records.next() {
+            Kind::Audit(records) => match records.next_ref() {
                 None => Ok(None),
                 Some(r) => Ok(Some(
                     match r.with_context(|| format!("reading {path}"))? {
-                        Ok(r) => Next::Event(Owned {
+                        Ok(r) => Next::Event(InputEvent {
                             dataset: Cow::Borrowed("k8s.audit"),
-                            line: r.origin.line,
+                            line: r.line,
                             time_ms: if with_time {
-                                quick_event_time(&r.text).map(|t| t.unix_micros() / 1000)
+                                quick_event_time(r.text).map(|t| t.unix_micros() / 1000)
                             } else {
                                 None
                             },
-                            raw: Some(r.text),
+                            raw: Some(Cow::Borrowed(r.text)),
                             doc: None,
                         }),
                         Err(rejected) => Next::Rejected(rejected.to_string()),
@@ -239,7 +250,7 @@ impl FileEvents {
                     pending.extend(out.drain(..));
                 }
                 Ok(pending.pop_front().map(|p| match p {
-                    Ok(p) => Next::Event(Owned {
+                    Ok(p) => Next::Event(InputEvent {
                         dataset: p
                             .doc
                             .pointer("/event/dataset")
@@ -280,12 +291,12 @@ pub fn read_inputs(
     read_inputs_owned(inputs, opts, |i, ev| each(ev.item(&names[i])))
 }
 
-/// Like [`read_inputs`], handing out each event owned, with the index of its input in
-/// [`input_names`].
+/// Like [`read_inputs`], handing out each event whole (its document moved, not lent), with the
+/// index of its input in [`input_names`].
 pub fn read_inputs_owned(
     inputs: &[String],
     opts: &InputOptions,
-    mut each: impl FnMut(usize, Owned) -> Result<()>,
+    mut each: impl FnMut(usize, InputEvent<'_>) -> Result<()>,
 ) -> Result<InputStats> {
     let inputs = &input_names(inputs)[..];
     let mut files = inputs
@@ -296,14 +307,14 @@ pub fn read_inputs_owned(
     let mut stats = InputStats::default();
     // The head of each input, keyed by (time, input index) so ties keep input order.
     let mut heads: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
-    let mut held: Vec<Option<Owned>> = (0..files.len()).map(|_| None).collect();
+    let mut held: Vec<Option<InputEvent<'static>>> = (0..files.len()).map(|_| None).collect();
     let mut last_time = vec![i64::MIN; files.len()];
     let mut refill = |i: usize,
                       files: &mut Vec<FileEvents>,
                       stats: &mut InputStats,
                       heads: &mut BinaryHeap<Reverse<(i64, usize)>>,
-                      held: &mut Vec<Option<Owned>>,
-                      each: &mut dyn FnMut(usize, Owned) -> Result<()>|
+                      held: &mut Vec<Option<InputEvent<'static>>>,
+                      each: &mut dyn FnMut(usize, InputEvent<'_>) -> Result<()>|
      -> Result<()> {
         loop {
             match files[i].next(merge, stats.events)? {
@@ -321,7 +332,7 @@ pub fn read_inputs_owned(
                     let t = ev.time_ms.unwrap_or(last_time[i]).max(last_time[i]);
                     last_time[i] = t;
                     heads.push(Reverse((t, i)));
-                    held[i] = Some(ev);
+                    held[i] = Some(ev.into_owned());
                     return Ok(());
                 }
             }

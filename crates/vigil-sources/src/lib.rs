@@ -14,9 +14,7 @@ use std::sync::Arc;
 use flate2::read::MultiGzDecoder;
 use std::collections::VecDeque;
 
-use vigil_model::decode::{
-    decode_document, split_event_texts, split_single_event, Chunk, DecodeError, LineAssembler,
-};
+use vigil_model::decode::{decode_document, Chunk, DecodeError, LineAssembler};
 use vigil_model::Event;
 
 /// The largest multi-line JSON document accepted (an EventList saved whole), in bytes.
@@ -253,125 +251,11 @@ impl<R: BufRead> Iterator for AuditRecords<R> {
     }
 }
 
-/// One audit event's JSON text, undecoded, with its origin (for detection, which parses lazily).
-#[derive(Debug)]
-pub struct RawRecord {
-    pub origin: Origin,
-    pub text: String,
-}
+mod lines;
+mod raw;
 
-/// Reads a Kubernetes audit input event by event, as JSON text (EventLists split into items).
-pub struct RawAuditRecords<R> {
-    chunks: Chunks<R>,
-    ready: VecDeque<Result<RawRecord, Rejected>>,
-}
-
-impl<R: BufRead> RawAuditRecords<R> {
-    pub fn new(file: &str, reader: R) -> Self {
-        RawAuditRecords {
-            chunks: Chunks::new(file, reader),
-            ready: VecDeque::new(),
-        }
-    }
-}
-
-impl<R: BufRead> Iterator for RawAuditRecords<R> {
-    type Item = Result<Result<RawRecord, Rejected>, SourceError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(r) = self.ready.pop_front() {
-            return Some(Ok(r));
-        }
-        loop {
-            let chunk = match self.chunks.next()? {
-                Err(e) => return Some(Err(e)),
-                Ok(Err(rejected)) => return Some(Ok(Err(rejected))),
-                Ok(Ok(chunk)) => chunk,
-            };
-            let origin = Origin {
-                file: self.chunks.file().clone(),
-                line: chunk.line,
-            };
-            // The common case, one event per line: hand over the line without copying it (and
-            // without the list split_event_texts would allocate to say so).
-            let single = split_single_event(&chunk.text, chunk.line);
-            if single.is_some_and(|t| t.is_ok_and(|t| t.len() == chunk.text.len())) {
-                return Some(Ok(Ok(RawRecord {
-                    origin,
-                    text: chunk.text,
-                })));
-            }
-            let mut texts = split_event_texts(&chunk.text, chunk.line);
-            for t in texts.drain(..) {
-                self.ready.push_back(match t {
-                    Ok(text) => Ok(RawRecord {
-                        origin: origin.clone(),
-                        text: text.to_string(),
-                    }),
-                    Err(error) => Err(self.chunks.rejected(error, &chunk.text)),
-                });
-            }
-            if let Some(r) = self.ready.pop_front() {
-                return Some(Ok(r));
-            }
-        }
-    }
-}
-
-/// Reads one line, without its end (`\n` and any `\r` before it), as a `String` of its own:
-/// `None` at the end of the input. Invalid UTF-8 is replaced rather than failing the whole file
-/// (as [`read_line_lossy`] does). A line inside the reader's buffer (nearly all of them) is
-/// copied once, straight from that buffer into a `String` of its exact size; one that straddles
-/// the buffer's end is put together in `scratch` first.
-pub fn read_line(reader: &mut impl BufRead, scratch: &mut Vec<u8>) -> io::Result<Option<String>> {
-    let buf = loop {
-        match reader.fill_buf() {
-            Ok(buf) => break buf,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    };
-    if let Some(end) = memchr::memchr(b'\n', buf) {
-        let line = line_text(&buf[..end]);
-        reader.consume(end + 1);
-        return Ok(Some(line));
-    }
-    scratch.clear();
-    if reader.read_until(b'\n', scratch)? == 0 {
-        return Ok(None);
-    }
-    Ok(Some(line_text(scratch)))
-}
-
-/// The text of a line's bytes, its end (`\n`, then any `\r`) cut off. Cutting the bytes before
-/// the UTF-8 check gives the same text as cutting after it: those ASCII bytes are never part
-/// of a replaced sequence.
-fn line_text(bytes: &[u8]) -> String {
-    let end = bytes
-        .iter()
-        .rposition(|&b| b != b'\n' && b != b'\r')
-        .map_or(0, |i| i + 1);
-    let bytes = &bytes[..end];
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-    }
-}
-
-/// Reads one line; invalid UTF-8 is replaced rather than failing the whole file.
-/// `scratch` is reused across calls to avoid an allocation per line.
-pub fn read_line_lossy(
-    reader: &mut impl BufRead,
-    scratch: &mut Vec<u8>,
-    out: &mut String,
-) -> io::Result<usize> {
-    scratch.clear();
-    let n = reader.read_until(b'\n', scratch)?;
-    match std::str::from_utf8(scratch) {
-        Ok(s) => out.push_str(s),
-        Err(_) => out.push_str(&String::from_utf8_lossy(scratch)),
-    }
-    Ok(n)
-}
+pub use lines::{read_line, read_line_lossy};
+pub use raw::{RawAuditRecords, RawRecord, RawRef};
 
 #[cfg(test)]
 mod tests {
@@ -408,83 +292,6 @@ mod tests {
         assert_eq!(bad.len(), 1);
         assert!(bad[0].to_string().contains("line 2"), "{}", bad[0]);
         assert!(bad[0].to_string().contains("audit.log.1"), "{}", bad[0]);
-    }
-
-    /// What a line was before `read_line`: read_line_lossy, then its end trimmed.
-    fn lines_the_old_way(input: &[u8]) -> Vec<String> {
-        let (mut reader, mut scratch, mut out) = (input, Vec::new(), Vec::new());
-        loop {
-            let mut line = String::new();
-            if read_line_lossy(&mut reader, &mut scratch, &mut line).unwrap() == 0 {
-                return out;
-            }
-            out.push(line.trim_end_matches(['\n', '\r']).to_string());
-        }
-    }
-
-    #[test]
-    fn lines_read_at_any_buffer_size_are_the_same() {
-        let long = "x".repeat(300);
-        let input = [
-            long.as_bytes(),
-            b"\nshort\r\n\xffbad \xe2\x82\r\nok \xc3\xa9\n\n\r\n\r\r\n",
-            b"\xe2\x82\xac split\n",
-            long.as_bytes(),
-            b"\r\nlast \xf0\x9f",
-        ]
-        .concat();
-        let want = lines_the_old_way(&input);
-        assert_eq!(want.len(), 10, "{want:?}");
-        assert_eq!(want[2], "\u{fffd}bad \u{fffd}");
-        assert_eq!(want[9], "last \u{fffd}");
-        // Capacities from 1 byte up cut every line at every place, so both paths (a line inside
-        // the buffer, one put together across refills) meet every kind of line.
-        for cap in (1..64).chain([200, 301, 1 << 16]) {
-            let mut reader = BufReader::with_capacity(cap, &input[..]);
-            let mut scratch = Vec::new();
-            let mut got = Vec::new();
-            while let Some(line) = read_line(&mut reader, &mut scratch).unwrap() {
-                got.push(line);
-            }
-            assert_eq!(got, want, "capacity {cap}");
-        }
-    }
-
-    fn raw_records(text: &str, cap: usize) -> Vec<Result<(usize, String), String>> {
-        let reader = BufReader::with_capacity(cap, text.as_bytes());
-        RawAuditRecords::new("f", reader)
-            .map(|r| match r.unwrap() {
-                Ok(rec) => Ok((rec.origin.line, rec.text)),
-                Err(rej) => Err(format!("{rej} [{}]", rej.text)),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn raw_records_keep_lines_and_texts() {
-        let list = format!("{{\"kind\":\"EventList\",\"items\":[{EVENT},{{\"x\":1}}]}}");
-        let text = format!(
-            "{EVENT}{pad}\r\n{EVENT}\n  {EVENT}  \n{{\n  \"items\": [\n  {EVENT}\n  ]\n}}\n\
-             {list}\nnot json\n{{\"torn\": \n{EVENT}",
-            pad = " ".repeat(500),
-        );
-        let want: Vec<Result<(usize, String), String>> = vec![
-            Ok((1, EVENT.into())),
-            Ok((2, EVENT.into())),
-            Ok((3, EVENT.into())),
-            Ok((4, EVENT.into())),
-            Ok((9, EVENT.into())),
-            Err(format!(
-                "f: line 9 (EventList item 1): not an audit event: field auditID is missing [{}]",
-                excerpt(&list)
-            )),
-            Err("f: line 10: not an audit event: expected a JSON object [not json]".into()),
-            Err("f: line 11: not an audit event: expected a JSON object [{\"torn\":]".into()),
-            Ok((12, EVENT.into())),
-        ];
-        for cap in [7, 64, 300, 1 << 16] {
-            assert_eq!(raw_records(&text, cap), want, "capacity {cap}");
-        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::detection::{
     alert_line_table, evaluate, load_rules_with_lateness, AlertSink, Detector, Evaluated,
     JsonLines, LoadedRules, RuleOptions, SingleAlert,
 };
-use crate::input::{input_names, read_inputs, read_inputs_owned, InputOptions, Item, Owned};
+use crate::input::{input_names, read_inputs, read_inputs_owned, InputEvent, InputOptions, Item};
 use crate::output::{finish, stdout, Format, InputStats, Table};
 
 #[derive(Args)]
@@ -177,8 +177,9 @@ impl<W: Write> AlertSink for Sink<W> {
 const BATCH: usize = 512;
 
 /// One event of a batch. Its raw text is a range of the batch's text: the reader copies each
-/// event there (and frees the event's own string itself), so that no per-event allocation
-/// crosses threads, which the allocator pays for in locks and returned pages.
+/// event there (from the text the input reader lends, one buffer for the whole input), so that
+/// no per-event allocation crosses threads, which the allocator pays for in locks and returned
+/// pages.
 struct Slot {
     input: usize,
     /// Index into the batch's datasets.
@@ -199,7 +200,7 @@ struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, input: usize, ev: Owned) {
+    fn push(&mut self, input: usize, ev: InputEvent<'_>) {
         let dataset = match self.datasets.iter().rposition(|d| *d == ev.dataset) {
             Some(d) => d,
             None => {

@@ -96,6 +96,14 @@ impl LineAssembler {
         }
     }
 
+    /// Whether [`push`](Self::push) of this line would make it a chunk alone, exactly as it is
+    /// (nothing pending before it, nothing to trim, complete), leaving nothing pending. A
+    /// reader may then hand the line on without pushing it: the line's number is all the
+    /// assembler would have kept of it.
+    pub fn is_whole_document(&self, text: &str) -> bool {
+        self.buf.is_empty() && text.starts_with('{') && text.ends_with('}') && is_complete(text)
+    }
+
     /// Ends the input: an unfinished document is returned as is, to be reported.
     pub fn finish(&mut self) -> Option<Chunk> {
         (!self.buf.is_empty()).then(|| Chunk {
@@ -279,6 +287,28 @@ mod tests {
             fn owned_lines_agree_with_borrowed(lines in proptest::collection::vec("[ \t{}\"a:,x]{0,12}", 0..16)) {
                 let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
                 assemble_both(&lines);
+            }
+
+            /// A line said to be a whole document is what push makes a chunk of, unchanged.
+            #[test]
+            fn whole_documents_are_what_push_emits(
+                before in proptest::option::of("\\{[ {}\"a:,]{0,3}"),
+                text in "[ \t]?\\{[ {}\"a:,]{0,4}\\}?",
+            ) {
+                let mut a = LineAssembler::new(1 << 10);
+                if let Some(b) = &before {
+                    a.push(1, b, &mut |_| {});
+                }
+                let whole = a.is_whole_document(&text);
+                let mut out = Vec::new();
+                a.push(2, &text, &mut |c| out.push(c));
+                let alone = out.len() == 1
+                    && out[0] == Ok(Chunk { line: 2, text: text.clone() })
+                    && a.finish().is_none();
+                prop_assert!(!whole || alone, "{:?} then {:?}", before, text);
+                if before.is_none() && text.starts_with('{') && text.ends_with('}') {
+                    prop_assert_eq!(whole, alone, "{:?}", text);
+                }
             }
 
             /// The bracket-count shortcut never changes the answer of the parser.

@@ -114,15 +114,18 @@ impl Context {
 struct Finder {
     core: memchr::memmem::Finder<'static>,
     context: Context,
-    /// The end of the key whose value must hold the core (see [`scoped`]).
-    key: Option<memchr::memmem::Finder<'static>>,
+    /// The end of the key whose values must hold the core (see [`scoped`]): an index into
+    /// `Prefilter::keys`.
+    key: Option<u32>,
 }
 
 impl Finder {
-    fn present(&self, text: &[u8]) -> bool {
-        match &self.key {
+    /// Whether the core occurs with its context: anywhere in the text, or (scoped to a key)
+    /// inside one of the values that follow the key, which the caller gives.
+    fn present(&self, text: &[u8], values: &[scoped::Value]) -> bool {
+        match self.key {
             None => self.present_in(text, 0, text.len()),
-            Some(k) => scoped::values(text, k).any(|v| match v {
+            Some(_) => values.iter().any(|v| match *v {
                 scoped::Value::Token(s, e) => self.present_in(text, s, e),
                 scoped::Value::Unknown => true,
             }),
@@ -179,6 +182,8 @@ pub(crate) struct Prefilter {
     restart: Vec<usize>,
     finders: Vec<Finder>,
     finder_lits: Vec<String>,
+    /// The keys scoped finders look after (`code"`), each searched at most once per event.
+    keys: Vec<memchr::memmem::Finder<'static>>,
     /// The automaton literals.
     pub(crate) patterns: Vec<String>,
     /// Per automaton literal: the positions of the rules whose first clause it is part of.

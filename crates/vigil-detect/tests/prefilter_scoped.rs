@@ -52,6 +52,15 @@ detection:
     filter:
         verb: get
     condition: sel and not filter
+---
+title: s7
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel:
+        verb: [list, patch, get]
+        name|contains: 'ab'
+        n.code: [500, 401]
+    condition: sel
 "#;
 
 fn ws() -> impl Strategy<Value = &'static str> {
@@ -89,6 +98,9 @@ fn scalar() -> impl Strategy<Value = String> {
         "\"500\"",
         "true",
         "null",
+        "\"list\"",
+        "\"patch\"",
+        "\"xpatch\"",
         "\"\"",
     ])
     .prop_map(str::to_string)
@@ -189,6 +201,7 @@ fn known_events() {
         r#"{"a":{"code":"x12"}}"#,
         r#"{"name":"abc"}"#,
         r#"{"n":{"code":500},"verb":"list"}"#,
+        r#"{"n":{"code":401},"verb":"patch","name":"xab"}"#,
     ] {
         same(&with, &without, raw).unwrap();
         let mut a = vec![];

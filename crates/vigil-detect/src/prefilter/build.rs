@@ -129,6 +129,8 @@ struct Tables {
     finder_lits: Vec<String>,
     finders: Vec<Finder>,
     finder_index: std::collections::HashMap<(String, bool, Option<String>), u32>,
+    /// The keys of scoped finders (deduplicated: each is searched once per event).
+    keys: Vec<String>,
 }
 
 impl Tables {
@@ -154,10 +156,16 @@ impl Tables {
         self.finders.push(Finder {
             core: memchr::memmem::Finder::new(c.as_bytes()).into_owned(),
             context,
-            key: l
-                .key
-                .as_ref()
-                .map(|k| memchr::memmem::Finder::new(k.as_bytes()).into_owned()),
+            key: l.key.as_ref().map(|k| {
+                let i = match self.keys.iter().position(|x| x == k) {
+                    Some(i) => i,
+                    None => {
+                        self.keys.push(k.clone());
+                        self.keys.len() - 1
+                    }
+                };
+                i as u32
+            }),
         });
         self.finder_lits.push(match &l.key {
             Some(k) => format!("{} in the value of {k}", l.text),
@@ -267,6 +275,7 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
         pat_cx,
         finder_lits,
         finders,
+        keys,
         ..
     } = t;
     let mut gated = vec![Vec::new(); pats.len()];
@@ -344,6 +353,10 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
         restart,
         finders,
         finder_lits,
+        keys: keys
+            .iter()
+            .map(|k| memchr::memmem::Finder::new(k.as_bytes()).into_owned())
+            .collect(),
         patterns: pats,
         gated,
         ungated,

@@ -325,17 +325,13 @@ fn scope_key(paths: &[crate::event::FieldPath]) -> Option<String> {
     Some(format!("{}\"", seg.to_ascii_lowercase()))
 }
 
-/// Scopes a value literal to its field's key where searching the whole text for it is poor:
-/// the digits of an integer (digits fill timestamps and ids) and literals shorter than the
-/// automaton's cores. Scoping never changes which events may match (see [`super::scoped`]).
+/// Scopes a value literal to its field's key: it is then searched only in the values after
+/// the key (see [`super::scoped`]), and literals of one field share that key's search. The
+/// automaton ignores the scope (finding the literal anywhere counts: safe).
 fn scoped(l: Lit, key: &Option<String>) -> Lit {
-    let short = l.text.trim_matches('"').len() < super::build::MIN_CORE;
-    match key {
-        Some(k) if l.digits || short => Lit {
-            key: Some(k.clone()),
-            ..l
-        },
-        _ => l,
+    Lit {
+        key: key.clone(),
+        ..l
     }
 }
 

@@ -3,7 +3,7 @@
 //! whether a rule may match, and the pruned parse of the event down to what the rules the scan
 //! lets through read. Kept apart from building the prefilter: this is the hot path.
 
-use super::{pruned, Clause, Prefilter};
+use super::{pruned, scoped, Clause, Prefilter};
 
 /// Per thread: pruning trees by prefilter, then by the set of rules the prefilter let through.
 type TreeCache =
@@ -22,6 +22,10 @@ struct Buffers {
     open: Vec<u64>,
     /// Per finder: 0 not searched yet, 1 present, 2 absent.
     memo: Vec<u8>,
+    /// The values after scoped finders' keys: per key, a range of `values` (start `u32::MAX`:
+    /// not searched yet).
+    key_values: Vec<(u32, u32)>,
+    values: Vec<scoped::Value>,
 }
 
 thread_local! {
@@ -87,6 +91,9 @@ impl Prefilter {
             buf.found.resize(self.nlits.div_ceil(64), 0);
             buf.memo.clear();
             buf.memo.resize(self.finders.len(), 0);
+            buf.key_values.clear();
+            buf.key_values.resize(self.keys.len(), (u32::MAX, 0));
+            buf.values.clear();
             self.search(&mut buf);
             buf.open.clear();
             buf.open.resize(self.rules.len().div_ceil(64), 0);
@@ -258,7 +265,23 @@ impl<'r> Scan<'r> {
                 || c.finds.iter().any(|&f| {
                     let f = f as usize;
                     if buf.memo[f] == 0 {
-                        let hit = self.pf.finders[f].present(&buf.folded);
+                        let finder = &self.pf.finders[f];
+                        let values: &[scoped::Value] = match finder.key {
+                            None => &[],
+                            Some(k) => {
+                                let k = k as usize;
+                                if buf.key_values[k].0 == u32::MAX {
+                                    let start = buf.values.len();
+                                    buf.values
+                                        .extend(scoped::values(&buf.folded, &self.pf.keys[k]));
+                                    buf.key_values[k] =
+                                        (start as u32, (buf.values.len() - start) as u32);
+                                }
+                                let (s, n) = buf.key_values[k];
+                                &buf.values[s as usize..(s + n) as usize]
+                            }
+                        };
+                        let hit = finder.present(&buf.folded, values);
                         buf.memo[f] = if hit { 1 } else { 2 };
                     }
                     buf.memo[f] == 1

@@ -26,7 +26,7 @@
 //! add values to look at.
 
 /// What follows an occurrence of a key.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Value {
     /// The text of a string (with its quotes) or number value: `text[start..end]`.
     Token(usize, usize),

@@ -15,9 +15,9 @@ pub(super) struct Lit {
     /// The digits of an integer: they occur with no digit right after them nor a digit 1-9
     /// right before.
     pub(super) digits: bool,
-    /// For a value literal of a field: the end of the field's last key (`code"`), whose value
-    /// must contain the literal (see [`super::scoped`]). Only set where a search of the whole
-    /// text is poor (integers, short literals).
+    /// For a value literal of a field (when the field's paths end with one clean segment): the
+    /// end of that last key (`code"`), whose value must contain the literal (see
+    /// [`super::scoped`]). Used by on-demand searches only.
     pub(super) key: Option<String>,
 }
 

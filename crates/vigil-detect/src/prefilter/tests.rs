@@ -1,5 +1,5 @@
 //! Unit tests of the prefilter's helpers: the poison list's premise, the fractional-number
-//! check and the clean runs literals are cut from.
+//! check, the clean runs literals are cut from, and the anchor search loop with each searcher.
 
 use super::cnf::clean_run;
 use super::scan::has_odd_numbers;
@@ -35,4 +35,61 @@ fn clean_runs() {
     );
     assert_eq!(clean_run("é"), None);
     assert_eq!(clean_run("ÉcoleX"), Some("colex".into()));
+}
+
+mod searchers {
+    use super::super::{anchor, Searcher};
+    use proptest::prelude::*;
+
+    /// Every (anchor, start) the scan's loop visits with this searcher.
+    fn visits(s: &Searcher, anchors: &[Vec<u8>], text: &[u8]) -> Vec<(usize, usize)> {
+        let restart = anchor::restarts(anchors);
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some((a, start)) = s.find(text, at) {
+            out.push((a, start));
+            at = start + restart[a];
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// The scan's loop reports every anchor occurrence, with Teddy (where the CPU has it)
+        /// and with the automaton used elsewhere.
+        #[test]
+        fn every_anchor_occurrence_is_visited(
+            anchors in prop::collection::hash_set("[abc\"]{4}", 1..40),
+            text in "[abc\"x]{0,300}",
+        ) {
+            let anchors: Vec<Vec<u8>> = anchors.into_iter().map(String::into_bytes).collect();
+            let text = text.as_bytes();
+            let mut want = Vec::new();
+            for start in 0..text.len() {
+                for (a, p) in anchors.iter().enumerate() {
+                    if text[start..].starts_with(p) {
+                        want.push((a, start));
+                    }
+                }
+            }
+            let auto = Searcher::Automaton(
+                aho_corasick::AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                    .build(&anchors)
+                    .unwrap(),
+            );
+            prop_assert_eq!(visits(&auto, &anchors, text), want.clone());
+            for fat in [None, Some(true)] {
+                let packed = aho_corasick::packed::Config::new()
+                    .only_teddy_fat(fat)
+                    .builder()
+                    .extend(&anchors)
+                    .build();
+                if let Some(p) = packed {
+                    prop_assert_eq!(visits(&Searcher::Packed(p), &anchors, text), want.clone());
+                }
+            }
+        }
+    }
 }

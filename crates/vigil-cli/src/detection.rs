@@ -1,14 +1,14 @@
 //! Rules in, alerts out: loading rule files, running the engine over items, and turning
 //! matches into the alert contract (`vigil_model::alert::Alert`).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 use vigil_detect::{
-    builtin, ContributingEvent, CorrelationAlert, CorrelationState, Event, Match, RuleError,
-    RuleInfo, RuleSet, RuleSource,
+    builtin, AlertDedup, ContributingEvent, CorrelationAlert, CorrelationState, Event, Match,
+    RuleError, RuleInfo, RuleSet, RuleSource,
 };
 use vigil_model::alert::{Alert, AlertRule, EvidenceRef};
 use vigil_model::yaml::{parse_documents, Node};
@@ -138,29 +138,6 @@ fn mentions_stage(node: &Node) -> bool {
     }
 }
 
-/// Bounded memory of (rule, request) pairs already alerted on.
-struct Seen {
-    set: HashSet<(usize, String)>,
-    order: VecDeque<(usize, String)>,
-    cap: usize,
-}
-
-impl Seen {
-    fn first_time(&mut self, key: (usize, String)) -> bool {
-        if self.set.contains(&key) {
-            return false;
-        }
-        if self.order.len() >= self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        self.order.push_back(key.clone());
-        self.set.insert(key);
-        true
-    }
-}
-
 /// What the stateless stage found in one event: every rule that matched (those that only feed
 /// correlations included) and what alerts and correlations read from the document.
 pub struct Evaluated {
@@ -234,7 +211,7 @@ pub struct Detector<'r> {
     set: &'r RuleSet,
     state: CorrelationState,
     corr: Vec<CorrelationAlert>,
-    seen: Seen,
+    seen: AlertDedup,
     per_stage: Vec<bool>,
     /// Per rule: the rule's part of its alerts.
     alert_rules: Vec<AlertRule>,
@@ -261,11 +238,7 @@ impl<'r> Detector<'r> {
             set: &rules.set,
             state: CorrelationState::new(),
             corr: Vec::new(),
-            seen: Seen {
-                set: HashSet::new(),
-                order: VecDeque::new(),
-                cap: 1 << 20,
-            },
+            seen: AlertDedup::new(1 << 20),
             per_stage: stage_rules(&rules.set, &sources),
             alert_rules: rules.set.rules().iter().map(alert_rule).collect(),
             docs: true,
@@ -368,7 +341,7 @@ impl<'r> Detector<'r> {
                 continue;
             }
             if let Some(id) = &id {
-                if !self.per_stage[m.rule] && !self.seen.first_time((m.rule, id.clone())) {
+                if !self.per_stage[m.rule] && !self.seen.first_time(m.rule, id) {
                     continue;
                 }
             }

@@ -40,6 +40,7 @@ pub mod builtin;
 mod compile;
 mod condition;
 mod correlation;
+mod dedup;
 mod dispatch;
 mod error;
 mod eval;
@@ -56,6 +57,7 @@ pub use correlation::{
     Carried, ContributingEvent, CorrKind, CorrelationAlert, CorrelationState, CorrelationStats,
     Limits, Op, StateLayout,
 };
+pub use dedup::AlertDedup;
 pub use error::{RejectKind, RuleError};
 pub use eval::Match;
 pub use event::Event;

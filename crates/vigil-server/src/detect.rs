@@ -12,7 +12,7 @@
 //! The alert building mirrors `vigil detect` (crates/vigil-cli/src/detection.rs), which this
 //! crate cannot depend on: same contract, same per-request dedup of stage-agnostic rules.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use vigil_detect::{CorrelationAlert, CorrelationState, Match, RuleSet, RuleSource, StateLayout};
+use vigil_detect::{
+    AlertDedup, CorrelationAlert, CorrelationState, Match, RuleSet, RuleSource, StateLayout,
+};
 use vigil_model::alert::Alert;
 use vigil_model::yaml::{parse_documents, Node};
 use vigil_store::prepare;
@@ -117,28 +119,6 @@ pub struct Checkpoint {
     pub late: u64,
 }
 
-struct Seen {
-    set: HashSet<(usize, String)>,
-    order: VecDeque<(usize, String)>,
-    cap: usize,
-}
-
-impl Seen {
-    fn first_time(&mut self, key: (usize, String)) -> bool {
-        if self.set.contains(&key) {
-            return false;
-        }
-        if self.order.len() >= self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        self.order.push_back(key.clone());
-        self.set.insert(key);
-        true
-    }
-}
-
 pub struct Detection {
     rules: Rules,
     state: CorrelationState,
@@ -150,7 +130,7 @@ pub struct Detection {
     positions: BTreeMap<u32, u64>,
     lateness: Duration,
     checkpoint_every: Duration,
-    seen: Seen,
+    seen: AlertDedup,
     sinks: Vec<Sink>,
     suppress: Vec<SuppressConfig>,
     suppressed_until: HashMap<String, Instant>,
@@ -210,11 +190,7 @@ impl Detection {
             positions: cp.positions,
             lateness,
             checkpoint_every,
-            seen: Seen {
-                set: HashSet::new(),
-                order: VecDeque::new(),
-                cap: 1 << 20,
-            },
+            seen: AlertDedup::new(1 << 20),
             sinks,
             suppress,
             suppressed_until: HashMap::new(),
@@ -288,8 +264,8 @@ impl Detection {
                         rules.set.rules().len() as f64,
                     );
                     self.rules = rules;
-                    self.seen.set.clear();
-                    self.seen.order.clear();
+                    // Rule positions changed: what they alerted on means nothing now.
+                    self.seen.clear();
                 }
                 Ok(DetectMsg::Internal(a)) => {
                     self.out.push((a, None, None, prepare::now_micros()));

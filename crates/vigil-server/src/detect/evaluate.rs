@@ -81,7 +81,7 @@ impl Detection {
         let matches = std::mem::take(&mut self.matches);
         for m in &matches {
             if let Some(id) = &id {
-                if !self.rules.per_stage[m.rule] && !self.seen.first_time((m.rule, id.clone())) {
+                if !self.rules.per_stage[m.rule] && !self.seen.first_time(m.rule, id) {
                     continue;
                 }
             }

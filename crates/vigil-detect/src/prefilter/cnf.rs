@@ -17,7 +17,7 @@ pub(super) struct Lit {
     pub(super) digits: bool,
     /// For a value literal of a field (when the field's paths end with one clean segment): the
     /// end of that last key (`code"`), whose value must contain the literal (see
-    /// [`super::scoped`]). Used by on-demand searches only.
+    /// [`super::scoped`]). Set for the digits of integers only; used by on-demand searches.
     pub(super) key: Option<String>,
 }
 
@@ -325,13 +325,19 @@ fn scope_key(paths: &[crate::event::FieldPath]) -> Option<String> {
     Some(format!("{}\"", seg.to_ascii_lowercase()))
 }
 
-/// Scopes a value literal to its field's key: it is then searched only in the values after
-/// the key (see [`super::scoped`]), and literals of one field share that key's search. The
-/// automaton ignores the scope (finding the literal anywhere counts: safe).
+/// Scopes the digits of an integer to its field's key: searched only in the values after the
+/// key (see [`super::scoped`]), since digits fill every event's timestamps and ids, and the
+/// integers of one field share that key's search. Other literals stay unscoped: measured, a
+/// search of the whole text for them is cheaper than the key's (bench example, built-in pack:
+/// every value literal scoped ~560k events/s, none ~575k, digits only ~587k). The automaton
+/// ignores scopes (finding a literal anywhere counts: safe).
 fn scoped(l: Lit, key: &Option<String>) -> Lit {
-    Lit {
-        key: key.clone(),
-        ..l
+    match key {
+        Some(k) if l.digits => Lit {
+            key: Some(k.clone()),
+            ..l
+        },
+        _ => l,
     }
 }
 

@@ -1,8 +1,9 @@
 //! Key-scoped literals: a value literal of a field searched only in the values that follow the
 //! field's last key, not in the whole text. The digits `401` of `responseStatus.code: 401` are
 //! in every event's timestamps and ids; what can match is only the value after a `code"` key.
-//! Every literal of a field searched on demand is scoped (the automaton ignores scopes), and the
-//! values after each key are found once per event and shared by that key's literals.
+//! The digits of integers are scoped (`cnf` says why only those; the automaton ignores
+//! scopes), and the values after each key are found once per event and shared by that key's
+//! literals. The argument below holds for any value literal of a field.
 //!
 //! Soundness. Let a rule need literal `L` in the value of a field whose paths all end with the
 //! clean segment `s` (scoping applies to value literals of fields only: never to keys or

@@ -20,9 +20,9 @@ use vigil_model::Event;
 /// The largest multi-line JSON document accepted (an EventList saved whole), in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 256 << 20;
 
-/// Read buffer size: at 64 KiB a large log costs a read system call per 80 lines; 256 KiB
-/// makes that a fourth, and still sits in L2 with the line being copied out of it.
-const READ_BUFFER: usize = 256 << 10;
+/// Read buffer size: 64 KiB is a read system call per ~80 audit lines, and the buffer stays in
+/// cache while lines are copied out of it (256 KiB measured ~2% slower on `vigil detect`).
+const READ_BUFFER: usize = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

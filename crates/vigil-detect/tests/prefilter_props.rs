@@ -2,8 +2,9 @@
 //! of every JSON form, nested and dotted keys, arrays) are evaluated with and without it.
 
 use proptest::prelude::*;
-use serde_json::Value;
-use vigil_detect::{Config, Event, RuleSet, RuleSource};
+use vigil_detect::RuleSet;
+
+mod common;
 
 const RULES: &str = r#"
 title: r1
@@ -261,26 +262,18 @@ fn event() -> impl Strategy<Value = String> {
         })
 }
 
+/// Compiled once for every case.
+fn rules() -> &'static (RuleSet, RuleSet) {
+    static SETS: std::sync::OnceLock<(RuleSet, RuleSet)> = std::sync::OnceLock::new();
+    SETS.get_or_init(|| common::rule_sets("r.yml", RULES))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
 
     #[test]
     fn prefilter_never_changes_results(raw in event()) {
-        let (with, e1) = RuleSet::compile(&[RuleSource::new("r.yml", RULES)], &Config::default());
-        let (without, e2) = RuleSet::compile(
-            &[RuleSource::new("r.yml", RULES)],
-            &Config { prefilter: false, ..Config::default() },
-        );
-        prop_assert!(e1.is_empty() && e2.is_empty());
-        let Ok(doc) = serde_json::from_str::<Value>(&raw) else {
-            return Ok(());
-        };
-        let mut a = vec![];
-        with.evaluate(&Event::from_raw("k8s.audit", &raw), &mut a);
-        let mut b = vec![];
-        without.evaluate(&Event::new("k8s.audit", &doc), &mut b);
-        // Same rules, and the same field values reported (the engine may parse only the
-        // fields its rules read).
-        prop_assert_eq!(a, b, "{}", raw);
+        let (with, without) = rules();
+        common::same(with, without, &raw)?;
     }
 }

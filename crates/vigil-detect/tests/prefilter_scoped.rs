@@ -4,8 +4,10 @@
 //! with and without the prefilter.
 
 use proptest::prelude::*;
-use serde_json::Value;
-use vigil_detect::{Config, Event, RuleSet, RuleSource};
+use vigil_detect::{Event, RuleSet};
+
+mod common;
+use common::same;
 
 const RULES: &str = r#"
 title: s1
@@ -151,29 +153,9 @@ fn event() -> impl Strategy<Value = String> {
     })
 }
 
-fn rules() -> (RuleSet, RuleSet) {
-    let (with, e1) = RuleSet::compile(&[RuleSource::new("s.yml", RULES)], &Config::default());
-    let (without, e2) = RuleSet::compile(
-        &[RuleSource::new("s.yml", RULES)],
-        &Config {
-            prefilter: false,
-            ..Config::default()
-        },
-    );
-    assert!(e1.is_empty() && e2.is_empty(), "{e1:?} {e2:?}");
-    (with, without)
-}
-
-fn same(with: &RuleSet, without: &RuleSet, raw: &str) -> Result<(), TestCaseError> {
-    let Ok(doc) = serde_json::from_str::<Value>(raw) else {
-        return Ok(());
-    };
-    let mut a = vec![];
-    with.evaluate(&Event::from_raw("k8s.audit", raw), &mut a);
-    let mut b = vec![];
-    without.evaluate(&Event::new("k8s.audit", &doc), &mut b);
-    prop_assert_eq!(a, b, "{}", raw);
-    Ok(())
+fn rules() -> &'static (RuleSet, RuleSet) {
+    static SETS: std::sync::OnceLock<(RuleSet, RuleSet)> = std::sync::OnceLock::new();
+    SETS.get_or_init(|| common::rule_sets("s.yml", RULES))
 }
 
 #[test]
@@ -203,7 +185,7 @@ fn known_events() {
         r#"{"n":{"code":500},"verb":"list"}"#,
         r#"{"n":{"code":401},"verb":"patch","name":"xab"}"#,
     ] {
-        same(&with, &without, raw).unwrap();
+        same(with, without, raw).unwrap();
         let mut a = vec![];
         with.evaluate(&Event::from_raw("k8s.audit", raw), &mut a);
         assert!(!a.is_empty(), "{raw} matches a rule");
@@ -216,6 +198,6 @@ proptest! {
     #[test]
     fn scoped_prefilter_never_changes_results(raw in event()) {
         let (with, without) = rules();
-        same(&with, &without, &raw)?;
+        same(with, without, &raw)?;
     }
 }

@@ -37,7 +37,7 @@ pub(super) fn parse(tree: &Tree, raw: &str) -> R<Value> {
     if p.peek() != Some(b'{') {
         return Err(Bail);
     }
-    let v = p.value(Some(0))?;
+    let v = p.pruned(0)?;
     p.ws();
     if p.i != p.b.len() {
         return Err(Bail);
@@ -241,15 +241,15 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// The value at this node of the tree (`None`: keep it whole): objects keep the keys the
-    /// node has children for, arrays are read at the same node.
-    fn value(&mut self, node: Option<u32>) -> R<Value> {
-        let node = node.filter(|&n| !self.tree.nodes[n as usize].whole);
+    /// The value at this node of the tree: pruned objects, arrays read at the same node.
+    /// (Kept apart from [`Scanner::whole`], which walks the same way: one function for both,
+    /// told by an `Option` node, made the built-in pack's engine 5-7% slower.)
+    fn pruned(&mut self, node: u32) -> R<Value> {
+        let n = &self.tree.nodes[node as usize];
+        if n.whole {
+            return self.whole();
+        }
         match self.peek() {
-            Some(b'"') => {
-                self.i += 1;
-                Ok(Value::String(self.string()?.into_owned()))
-            }
             Some(b'{') => {
                 self.i += 1;
                 self.enter()?;
@@ -260,13 +260,9 @@ impl<'a> Scanner<'a> {
                 } else {
                     loop {
                         let k = self.key()?;
-                        let child = match node {
-                            None => Some(None),
-                            Some(n) => self.tree.nodes[n as usize].child(k).map(Some),
-                        };
-                        match child {
+                        match n.child(k) {
                             Some(c) => {
-                                let v = self.value(c)?;
+                                let v = self.pruned(c)?;
                                 out.insert(k.to_string(), v);
                             }
                             None => self.skip()?,
@@ -288,7 +284,7 @@ impl<'a> Scanner<'a> {
                     self.i += 1;
                 } else {
                     loop {
-                        out.push(self.value(node)?);
+                        out.push(self.pruned(node)?);
                         if self.more(b']')? {
                             break;
                         }
@@ -297,10 +293,7 @@ impl<'a> Scanner<'a> {
                 self.depth -= 1;
                 Ok(Value::Array(out))
             }
-            Some(b't') => self.literal(b"true").map(|_| Value::Bool(true)),
-            Some(b'f') => self.literal(b"false").map(|_| Value::Bool(false)),
-            Some(b'n') => self.literal(b"null").map(|_| Value::Null),
-            _ => self.number().map(Value::Number),
+            _ => self.whole(),
         }
     }
 
@@ -319,6 +312,58 @@ impl<'a> Scanner<'a> {
                 Ok(true)
             }
             _ => Err(Bail),
+        }
+    }
+
+    /// A whole value.
+    fn whole(&mut self) -> R<Value> {
+        match self.peek() {
+            Some(b'"') => {
+                self.i += 1;
+                Ok(Value::String(self.string()?.into_owned()))
+            }
+            Some(b'{') => {
+                self.i += 1;
+                self.enter()?;
+                let mut out = Map::new();
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.i += 1;
+                } else {
+                    loop {
+                        let k = self.key()?;
+                        let v = self.whole()?;
+                        out.insert(k.to_string(), v);
+                        if self.more(b'}')? {
+                            break;
+                        }
+                    }
+                }
+                self.depth -= 1;
+                Ok(Value::Object(out))
+            }
+            Some(b'[') => {
+                self.i += 1;
+                self.enter()?;
+                let mut out = Vec::new();
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                } else {
+                    loop {
+                        out.push(self.whole()?);
+                        if self.more(b']')? {
+                            break;
+                        }
+                    }
+                }
+                self.depth -= 1;
+                Ok(Value::Array(out))
+            }
+            Some(b't') => self.literal(b"true").map(|_| Value::Bool(true)),
+            Some(b'f') => self.literal(b"false").map(|_| Value::Bool(false)),
+            Some(b'n') => self.literal(b"null").map(|_| Value::Null),
+            _ => self.number().map(Value::Number),
         }
     }
 

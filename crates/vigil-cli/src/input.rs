@@ -13,7 +13,7 @@ use clap::Args;
 use serde_json::Value;
 use vigil_model::decode::quick_event_time;
 use vigil_normalize::{detect_format, parser_for, Dataset, Options, Parser, YearHint};
-use vigil_sources::{open_input_counted, read_line_lossy, RawAuditRecords};
+use vigil_sources::{open_input_counted, read_line, RawAuditRecords};
 
 use crate::output::InputStats;
 use crate::progress::Progress;
@@ -112,9 +112,9 @@ enum Kind {
         line_no: usize,
         pending: VecDeque<ParseResult>,
         done: bool,
-        /// The line being read, its bytes and the parser's output, kept from line to line so
-        /// that they are not grown again from empty.
-        buffers: (String, Vec<u8>, Vec<ParseResult>),
+        /// The bytes of a line that straddles the read buffer, and the parser's output, kept
+        /// from line to line so that they are not grown again from empty.
+        buffers: (Vec<u8>, Vec<ParseResult>),
     },
 }
 
@@ -235,17 +235,19 @@ impl FileEvents {
                 done,
                 buffers,
             } => {
-                let (line, scratch, out) = buffers;
+                let (scratch, out) = buffers;
                 while pending.is_empty() && !*done {
-                    line.clear();
-                    let n = read_line_lossy(reader, scratch, line)
+                    let line = read_line(reader, scratch)
                         .with_context(|| format!("reading {path} near line {}", *line_no + 1))?;
-                    if n == 0 {
-                        parser.flush(out);
-                        *done = true;
-                    } else {
-                        *line_no += 1;
-                        parser.push_line(line.trim_end_matches(['\n', '\r']), *line_no, out);
+                    match line {
+                        None => {
+                            parser.flush(out);
+                            *done = true;
+                        }
+                        Some(line) => {
+                            *line_no += 1;
+                            parser.push_line(&line, *line_no, out);
+                        }
                     }
                     pending.extend(out.drain(..));
                 }

@@ -254,7 +254,7 @@ impl<R: BufRead> Iterator for AuditRecords<R> {
 mod lines;
 mod raw;
 
-pub use lines::{read_line, read_line_lossy};
+pub use lines::read_line;
 pub use raw::{RawAuditRecords, RawRecord, RawRef};
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::io::{self, BufRead};
 
 /// Reads one line, without its end (`\n` and any `\r` before it), as a `String` of its own:
 /// `None` at the end of the input. Invalid UTF-8 is replaced rather than failing the whole file
-/// (as [`read_line_lossy`] does). A line inside the reader's buffer (nearly all of them) is
+/// (`String::from_utf8_lossy`). A line inside the reader's buffer (nearly all of them) is
 /// copied once, straight from that buffer into a `String` of its exact size; one that straddles
 /// the buffer's end is put together in `scratch` first.
 pub fn read_line(reader: &mut impl BufRead, scratch: &mut Vec<u8>) -> io::Result<Option<String>> {
@@ -58,35 +58,21 @@ pub(crate) fn fill_buf(reader: &mut impl BufRead) -> io::Result<&[u8]> {
     reader.fill_buf()
 }
 
-/// Reads one line; invalid UTF-8 is replaced rather than failing the whole file.
-/// `scratch` is reused across calls to avoid an allocation per line.
-pub fn read_line_lossy(
-    reader: &mut impl BufRead,
-    scratch: &mut Vec<u8>,
-    out: &mut String,
-) -> io::Result<usize> {
-    scratch.clear();
-    let n = reader.read_until(b'\n', scratch)?;
-    match std::str::from_utf8(scratch) {
-        Ok(s) => out.push_str(s),
-        Err(_) => out.push_str(&String::from_utf8_lossy(scratch)),
-    }
-    Ok(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::BufReader;
 
-    /// What a line was before `read_line`: read_line_lossy, then its end trimmed.
+    /// What a line was before `read_line`: `read_until`, the lossy conversion, then its end
+    /// trimmed.
     fn lines_the_old_way(input: &[u8]) -> Vec<String> {
-        let (mut reader, mut scratch, mut out) = (input, Vec::new(), Vec::new());
+        let (mut reader, mut out) = (input, Vec::new());
         loop {
-            let mut line = String::new();
-            if read_line_lossy(&mut reader, &mut scratch, &mut line).unwrap() == 0 {
+            let mut bytes = Vec::new();
+            if reader.read_until(b'\n', &mut bytes).unwrap() == 0 {
                 return out;
             }
+            let line = String::from_utf8_lossy(&bytes);
             out.push(line.trim_end_matches(['\n', '\r']).to_string());
         }
     }

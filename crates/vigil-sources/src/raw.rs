@@ -93,10 +93,7 @@ impl<R: BufRead> Chunks<R> {
         let Ok(text) = simdutf8::basic::from_utf8(without_line_end(&buf[..end])) else {
             return Ok(None);
         };
-        if !self.assembler.is_whole_document(text)
-            || !split_single_event(text, line)
-                .is_some_and(|t| t.is_ok_and(|t| t.len() == text.len()))
-        {
+        if !self.assembler.is_whole_document(text) || !is_one_event(text, line) {
             return Ok(None);
         }
         out.clear();
@@ -105,6 +102,12 @@ impl<R: BufRead> Chunks<R> {
         self.line = line;
         Ok(Some(line))
     }
+}
+
+/// Whether the text is one event by itself, exactly as it stands (no blanks around it), so
+/// that it can be handed over unchanged.
+fn is_one_event(text: &str, line: usize) -> bool {
+    split_single_event(text, line).is_some_and(|t| t.is_ok_and(|t| t.len() == text.len()))
 }
 
 impl<R: BufRead> Iterator for RawAuditRecords<R> {
@@ -125,8 +128,7 @@ impl<R: BufRead> Iterator for RawAuditRecords<R> {
             };
             // The common case, one event per line: hand over the line without copying it (and
             // without the list split_event_texts would allocate to say so).
-            let single = split_single_event(&chunk.text, chunk.line);
-            if single.is_some_and(|t| t.is_ok_and(|t| t.len() == chunk.text.len())) {
+            if is_one_event(&chunk.text, chunk.line) {
                 return Some(Ok(Ok(RawRecord {
                     origin,
                     text: chunk.text,

@@ -104,6 +104,8 @@ pub(crate) struct DatasetRules {
     pub time_paths: Vec<FieldPath>,
     pub id_path: Option<FieldPath>,
     pub rules: Vec<CompiledRule>,
+    /// How many field paths the rules' items read (interned: see `Item::path_ids`).
+    pub paths: usize,
     pub prefilter: Option<Prefilter>,
     pub dispatch: Option<crate::dispatch::Dispatch>,
 }
@@ -547,6 +549,7 @@ impl RuleSet {
                     time_paths: s.time.iter().map(|p| FieldPath::new(p)).collect(),
                     id_path: s.id.as_deref().map(FieldPath::new),
                     rules: Vec::new(),
+                    paths: 0,
                     prefilter: None,
                     dispatch: None,
                 })
@@ -651,6 +654,7 @@ impl RuleSet {
                     intern(&mut sel.node, &mut ids);
                 }
             }
+            ds.paths = ids.len();
             if cfg.prefilter {
                 ds.dispatch = crate::dispatch::build(&ds.rules);
             }

@@ -29,19 +29,21 @@ enum Slot<'v> {
 const CACHE_SLOTS: usize = 256;
 
 /// One event under evaluation: its document and the values of the dataset's interned field
-/// paths, resolved at most once per event (no allocation).
+/// paths, resolved at most once per event. (The cache is a vector sized to the dataset's
+/// paths: a fixed array of every possible slot cost more to clear and move than to allocate.)
 pub(crate) struct Cx<'v> {
     pub doc: &'v Value,
-    slots: std::cell::RefCell<[Slot<'v>; CACHE_SLOTS]>,
+    slots: std::cell::RefCell<Vec<Slot<'v>>>,
     /// Whether the root object has a key containing a dot (ECS-style flat keys).
     root_dotted: std::cell::OnceCell<bool>,
 }
 
 impl<'v> Cx<'v> {
-    pub(crate) fn new(doc: &'v Value) -> Self {
+    /// `paths`: how many interned paths the dataset has (the cache grows past it if needed).
+    pub(crate) fn new(doc: &'v Value, paths: usize) -> Self {
         Cx {
             doc,
-            slots: std::cell::RefCell::new([Slot::Unknown; CACHE_SLOTS]),
+            slots: std::cell::RefCell::new(vec![Slot::Unknown; paths.min(CACHE_SLOTS)]),
             root_dotted: std::cell::OnceCell::new(),
         }
     }
@@ -59,9 +61,11 @@ impl<'v> Cx<'v> {
         if id >= CACHE_SLOTS {
             return Slot::Many;
         }
-        let cached = self.slots.borrow()[id];
-        if !matches!(cached, Slot::Unknown) {
-            return cached;
+        let cached = self.slots.borrow().get(id).copied();
+        match cached {
+            Some(Slot::Unknown) => {}
+            Some(s) => return s,
+            None => self.slots.borrow_mut().resize(id + 1, Slot::Unknown),
         }
         let mut first = None;
         let mut n = 0;
@@ -466,7 +470,7 @@ impl RuleSet {
                 if cx.is_none() {
                     // Parsed down to the fields the rules read (see `prefilter::Scan::doc`).
                     match scan.as_ref().map_or_else(|| ev.doc(), |s| s.doc(ev)) {
-                        Some(doc) => cx = Some(Cx::new(doc)),
+                        Some(doc) => cx = Some(Cx::new(doc, ds.paths)),
                         None => return None,
                     }
                 }
@@ -474,7 +478,7 @@ impl RuleSet {
                 if scan.as_ref().is_some_and(|s| s.needs_whole(pos)) {
                     if whole.is_none() {
                         match ev.doc() {
-                            Some(doc) => whole = Some(Cx::new(doc)),
+                            Some(doc) => whole = Some(Cx::new(doc, ds.paths)),
                             None => return None,
                         }
                     }

@@ -265,7 +265,7 @@ impl RuleSet {
             e.applies = true;
             return Some(e);
         };
-        let cx = Cx::new(doc);
+        let cx = Cx::new(doc, 0);
         let selections = cr
             .selections
             .iter()

@@ -5,12 +5,17 @@
 
 use super::{pruned, scoped, Clause, Prefilter};
 
-/// Per thread: pruning trees by prefilter, then by the set of rules the prefilter let through.
-type TreeCache =
-    std::collections::HashMap<u64, std::collections::HashMap<Vec<u64>, std::rc::Rc<pruned::Tree>>>;
+/// Per thread: pruning trees by prefilter and set of rules the prefilter let through (the key
+/// is the prefilter's id followed by the set's bit words), and the last one asked for
+/// (consecutive events often let the same rules through).
+#[derive(Default)]
+struct TreeCache {
+    trees: std::collections::HashMap<Box<[u64]>, std::rc::Rc<pruned::Tree>, foldhash::fast::FixedState>,
+    last: Option<(Box<[u64]>, std::rc::Rc<pruned::Tree>)>,
+}
 
 thread_local! {
-    static TREES: std::cell::RefCell<TreeCache> = std::cell::RefCell::new(TreeCache::new());
+    static TREES: std::cell::RefCell<TreeCache> = std::cell::RefCell::new(TreeCache::default());
 }
 
 /// Per-thread scratch space, reused from event to event.
@@ -169,38 +174,57 @@ impl<'r> Scan<'r> {
     /// The pruning tree for the rules this event may match (cached per thread).
     fn tree(&self) -> std::rc::Rc<pruned::Tree> {
         let rules = &self.pf.rules;
-        let mut set = [0u64; 4];
+        let words = rules.len().div_ceil(64);
+        let mut small = [0u64; 5];
         let mut big = Vec::new();
-        let set: &mut [u64] = if rules.len() <= 256 {
-            &mut set[..rules.len().div_ceil(64)]
+        let key: &mut [u64] = if words < small.len() {
+            &mut small[..words + 1]
         } else {
-            big.resize(rules.len().div_ceil(64), 0);
+            big.resize(words + 1, 0);
             &mut big
         };
+        key[0] = self.pf.id;
+        let set = &mut key[1..];
         for i in self.candidates() {
             let r = &rules[i];
             if !r.whole && self.may_match(&r.required) {
                 set[i / 64] |= 1 << (i % 64);
             }
         }
+        let key = &*key;
         TREES.with(|c| {
             let mut c = c.borrow_mut();
-            let c = c.entry(self.pf.id).or_default();
-            if let Some(t) = c.get(&*set) {
-                return t.clone();
+            if let Some((k, t)) = &c.last {
+                if **k == *key {
+                    return t.clone();
+                }
             }
-            if c.len() >= 4096 {
-                c.clear();
+            let t = match c.trees.get(key) {
+                Some(t) => t.clone(),
+                None => {
+                    if c.trees.len() >= 4096 {
+                        c.trees.clear();
+                    }
+                    let set = &key[1..];
+                    let paths: Vec<&crate::event::FieldPath> = rules
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| set[i / 64] & (1 << (i % 64)) != 0)
+                        .flat_map(|(_, r)| r.paths.iter())
+                        .chain(&self.pf.keep)
+                        .collect();
+                    let t = std::rc::Rc::new(pruned::Tree::new(&paths));
+                    c.trees.insert(key.into(), t.clone());
+                    t
+                }
+            };
+            match &mut c.last {
+                Some((k, last)) if k.len() == key.len() => {
+                    k.copy_from_slice(key);
+                    *last = t.clone();
+                }
+                last => *last = Some((key.into(), t.clone())),
             }
-            let paths: Vec<&crate::event::FieldPath> = rules
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| set[i / 64] & (1 << (i % 64)) != 0)
-                .flat_map(|(_, r)| r.paths.iter())
-                .chain(&self.pf.keep)
-                .collect();
-            let t = std::rc::Rc::new(pruned::Tree::new(&paths));
-            c.insert(set.to_vec(), t.clone());
             t
         })
     }

@@ -13,7 +13,9 @@ pub struct Match {
     /// Index into [`RuleSet::rules`].
     pub rule: usize,
     /// The fields and event values that made the rule's selections true (Sigma field names;
-    /// for keyword searches, the path of the event value that matched).
+    /// for keyword searches, the path of the event value that matched). Empty for a rule that
+    /// only feeds correlations ([`crate::RuleInfo::alerts`] false) unless correlations keep
+    /// their events' fields ([`crate::Limits::keep_matched`]).
     pub matched: Vec<(String, Value)>,
 }
 
@@ -496,9 +498,16 @@ impl RuleSet {
                 if !cr.eval(cx) {
                     continue;
                 }
+                // A rule that only feeds correlations shows its fields nowhere unless
+                // correlations keep them: finding them would be wasted.
+                let matched = if info.alerts || self.limits.keep_matched {
+                    cr.matched(cx)
+                } else {
+                    Vec::new()
+                };
                 out.push(Match {
                     rule: cr.rule,
-                    matched: cr.matched(cx),
+                    matched,
                 });
             }
         }

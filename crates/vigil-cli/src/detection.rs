@@ -18,6 +18,8 @@ use crate::input::Item;
 mod head;
 mod sink;
 mod table;
+#[cfg(test)]
+mod tests;
 
 pub use sink::{AlertSink, JsonLines, SingleAlert};
 pub use table::alert_line_table;
@@ -139,72 +141,80 @@ fn mentions_stage(node: &Node) -> bool {
 }
 
 /// What the stateless stage found in one event: every rule that matched (those that only feed
-/// correlations included) and what alerts and correlations read from the document.
+/// correlations included) and what alerts and correlations read from the document. Reused from
+/// event to event where one thread does both stages ([`Detector::process_to`]), so that its
+/// buffers are allocated once.
+#[derive(Default)]
 pub struct Evaluated {
     matches: Vec<Match>,
     /// The whole document, when the item brought none and a match feeds a correlation or the
     /// caller asked for it (table output shows fields of the event).
     doc: Option<Value>,
-    id: Option<String>,
-    time: String,
+    /// The event's id (when it has one: `id_len`) followed by its time: one buffer instead of
+    /// two strings per matched event.
+    text: String,
+    id_len: Option<usize>,
+}
+
+impl Evaluated {
+    fn set_head(&mut self, id: Option<&str>, time: &str) {
+        self.text.clear();
+        self.text.push_str(id.unwrap_or_default());
+        self.text.push_str(time);
+        self.id_len = id.map(str::len);
+    }
 }
 
 /// The stateless stage of detection, safe to run on any thread: every rule over one item.
 /// `keep_doc`: keep the parsed document for the caller whenever a rule matched.
 pub fn evaluate(set: &RuleSet, item: &Item, keep_doc: bool) -> Evaluated {
-    let mut matches = Vec::new();
-    let mut done = Evaluated {
-        matches: Vec::new(),
-        doc: None,
-        id: None,
-        time: String::new(),
-    };
+    let mut done = Evaluated::default();
+    evaluate_into(set, item, keep_doc, &mut done);
+    done
+}
+
+/// [`evaluate`] into `done` (what it held before is replaced).
+pub fn evaluate_into(set: &RuleSet, item: &Item, keep_doc: bool, done: &mut Evaluated) {
+    done.matches.clear();
+    done.doc = None;
+    done.text.clear();
+    done.id_len = None;
     let ev = match (item.raw, item.doc) {
         (Some(raw), Some(doc)) => Event::with_raw(item.dataset, doc, raw),
         (Some(raw), None) => Event::from_raw(item.dataset, raw),
         (None, Some(doc)) => Event::new(item.dataset, doc),
-        (None, None) => return done,
+        (None, None) => return,
     };
-    let pruned = set.matches_doc(&ev, true, &mut matches);
-    if matches.is_empty() {
-        return done;
+    let pruned = set.matches_doc(&ev, true, &mut done.matches);
+    if done.matches.is_empty() {
+        return;
     }
-    let feeds = matches.iter().any(|m| set.feeds_correlation(m.rule));
+    let feeds = done.matches.iter().any(|m| set.feeds_correlation(m.rule));
     let pruned = pruned.filter(|_| !keep_doc && item.doc.is_none());
     let head = match (item.raw, item.doc, &pruned) {
         (Some(raw), None, None) if !keep_doc && !feeds && !ev.is_parsed() => head::Head::parse(raw),
         _ => None,
     };
     if let Some(doc) = item.doc {
-        done.id = event_id(item.dataset, doc);
-        done.time = event_time(doc);
+        done.set_head(event_id(item.dataset, doc), event_time(doc));
     } else if let Some(doc) = pruned {
         // The document the rules read keeps the id and the time (see
         // `load_rules_with_lateness`); correlations get what they read, not the whole event.
-        done.id = event_id(item.dataset, &doc);
-        done.time = event_time(&doc);
+        done.set_head(event_id(item.dataset, &doc), event_time(&doc));
         if feeds {
             done.doc = set.correlation_doc(&ev).or_else(|| ev.into_doc());
         }
     } else if let Some(head) = head {
         // Only the id and the time are needed: no document is built.
-        done.id = id_key(item.dataset)
-            .and_then(|k| head.str(k))
-            .map(str::to_string);
-        done.time = TIME_KEYS
-            .iter()
-            .find_map(|k| head.str(k))
-            .unwrap_or_default()
-            .to_string();
+        let id = id_key(item.dataset).and_then(|k| head.str(k));
+        let time = TIME_KEYS.iter().find_map(|k| head.str(k));
+        done.set_head(id, time.unwrap_or_default());
     } else if let Some(doc) = ev.into_doc() {
-        done.id = event_id(item.dataset, &doc);
-        done.time = event_time(&doc);
+        done.set_head(event_id(item.dataset, &doc), event_time(&doc));
         if keep_doc || feeds {
             done.doc = Some(doc);
         }
     }
-    done.matches = matches;
-    done
 }
 
 pub struct Detector<'r> {
@@ -222,6 +232,8 @@ pub struct Detector<'r> {
     /// (dataset, file) here, shifted left by [`LINE_BITS`], plus its line.
     origins: Vec<(String, String)>,
     origin_index: HashMap<(String, String), u64>,
+    /// [`Detector::process_to`]'s evaluation of the current event, reused.
+    scratch: Evaluated,
 }
 
 /// Bits of an event reference that hold the line number.
@@ -244,6 +256,7 @@ impl<'r> Detector<'r> {
             docs: true,
             origins: Vec::new(),
             origin_index: HashMap::new(),
+            scratch: Evaluated::default(),
         }
     }
 
@@ -309,18 +322,27 @@ impl<'r> Detector<'r> {
 
     /// [`Detector::process`] into any [`AlertSink`].
     pub fn process_to(&mut self, item: Item, emit: &mut impl AlertSink) -> Result<()> {
-        let done = evaluate(self.set, &item, self.docs);
-        self.apply(&item, done, emit)
+        let mut done = std::mem::take(&mut self.scratch);
+        evaluate_into(self.set, &item, self.docs, &mut done);
+        let applied = self.apply(&item, &mut done, emit);
+        self.scratch = done;
+        applied
     }
 
     /// The ordered stage: feeds correlations with what [`evaluate`] found in `item` and emits
-    /// the alerts. Items must come in input order (the order [`Detector::process`] sees them).
-    pub fn apply(&mut self, item: &Item, done: Evaluated, emit: &mut impl AlertSink) -> Result<()> {
+    /// the alerts (taking `done`'s matches). Items must come in input order (the order
+    /// [`Detector::process`] sees them).
+    pub fn apply(
+        &mut self,
+        item: &Item,
+        done: &mut Evaluated,
+        emit: &mut impl AlertSink,
+    ) -> Result<()> {
         let Evaluated {
             matches,
             doc: own_doc,
-            id,
-            time,
+            text,
+            id_len,
         } = done;
         let doc = item.doc.or(own_doc.as_ref());
         // Correlations need the document only for matches (and then it was kept).
@@ -332,15 +354,22 @@ impl<'r> Detector<'r> {
             Some(t) => ev.at(t),
             None => ev,
         };
-        let ev = ev.with_ref(self.reference(item.dataset, item.file, item.line));
+        // Only matches carry the reference into correlations.
+        let ev = if matches.is_empty() {
+            ev
+        } else {
+            ev.with_ref(self.reference(item.dataset, item.file, item.line))
+        };
         self.corr.clear();
         self.set
-            .correlate(&ev, &matches, &mut self.state, &mut self.corr);
-        for m in matches {
+            .correlate(&ev, matches, &mut self.state, &mut self.corr);
+        let id = id_len.map(|n| &text[..n]);
+        let time = &text[id_len.unwrap_or(0)..];
+        for m in matches.drain(..) {
             if !self.set.rules()[m.rule].alerts {
                 continue;
             }
-            if let Some(id) = &id {
+            if let Some(id) = id {
                 if !self.per_stage[m.rule] && !self.seen.first_time(m.rule, id) {
                     continue;
                 }
@@ -349,11 +378,11 @@ impl<'r> Detector<'r> {
                 SingleAlert {
                     rule_index: m.rule,
                     rule: &self.alert_rules[m.rule],
-                    time: &time,
+                    time,
                     dataset: item.dataset,
                     file: item.file,
                     line: item.line,
-                    id: id.as_deref(),
+                    id,
                     matched: m.matched,
                 },
                 doc,
@@ -455,9 +484,9 @@ fn id_key(dataset: &str) -> Option<&'static str> {
     }
 }
 
-fn event_id(dataset: &str, doc: &Value) -> Option<String> {
+fn event_id<'d>(dataset: &str, doc: &'d Value) -> Option<&'d str> {
     let key = id_key(dataset)?;
-    doc.get(key).and_then(Value::as_str).map(str::to_string)
+    doc.get(key).and_then(Value::as_str)
 }
 
 /// Where the event's time is written (RFC 3339), by preference.
@@ -468,10 +497,9 @@ const TIME_KEYS: [&str; 4] = [
     "@timestamp",
 ];
 
-fn event_time(doc: &Value) -> String {
+fn event_time(doc: &Value) -> &str {
     TIME_KEYS
         .iter()
         .find_map(|k| doc.get(*k).and_then(Value::as_str))
         .unwrap_or_default()
-        .to_string()
 }

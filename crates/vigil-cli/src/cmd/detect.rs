@@ -328,8 +328,8 @@ fn parallel(
             held.insert(done.batch.seq, done);
             while let Some(Done { batch, found }) = held.remove(&next) {
                 next += 1;
-                for (slot, found) in batch.events.iter().zip(found) {
-                    if let Err(e) = detector.apply(&batch.item(slot, &names), found, emit) {
+                for (slot, mut found) in batch.events.iter().zip(found) {
+                    if let Err(e) = detector.apply(&batch.item(slot, &names), &mut found, emit) {
                         result = Err(e);
                         break 'recv;
                     }

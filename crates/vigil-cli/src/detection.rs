@@ -199,10 +199,11 @@ pub fn evaluate_into(set: &RuleSet, item: &Item, keep_doc: bool, done: &mut Eval
         done.set_head(event_id(item.dataset, doc), event_time(doc));
     } else if let Some(doc) = pruned {
         // The document the rules read keeps the id and the time (see
-        // `load_rules_with_lateness`); correlations get what they read, not the whole event.
+        // `load_rules_with_lateness`) and, when a match feeds a correlation, what correlations
+        // read (see `RuleSet::matches_doc`): no second parse, and not the whole event.
         done.set_head(event_id(item.dataset, &doc), event_time(&doc));
         if feeds {
-            done.doc = set.correlation_doc(&ev).or_else(|| ev.into_doc());
+            done.doc = Some(doc);
         }
     } else if let Some(head) = head {
         // Only the id and the time are needed: no document is built.

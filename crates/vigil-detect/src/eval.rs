@@ -334,8 +334,9 @@ impl RuleSet {
     /// matched and it was the event's text parsed down to what the rules that may match read
     /// (`None`: nothing matched, the event came parsed, or the whole document was parsed and
     /// `ev` holds it). The document also holds the fields of [`RuleSet::keep_fields`], with
-    /// their values as in the whole document (what correlations read: see
-    /// [`RuleSet::correlation_doc`]).
+    /// their values as in the whole document; and, when some match feeds a correlation, what
+    /// correlations read (as [`RuleSet::correlation_doc`] does): it can be handed to
+    /// [`RuleSet::correlate`] in place of the whole document.
     pub fn matches_doc(
         &self,
         ev: &Event,

@@ -200,6 +200,9 @@ pub(crate) struct Prefilter {
     /// The pruning tree of what correlations read from the dataset's events (see
     /// [`Prefilter::correlation_doc`]).
     corr: Option<pruned::Tree>,
+    /// The paths of `corr`: pruned documents keep them too when a rule that may match feeds a
+    /// correlation (see [`Scan::doc`]).
+    corr_paths: Vec<crate::event::FieldPath>,
 }
 
 /// A fresh identity for a prefilter's pruning trees.
@@ -212,6 +215,9 @@ impl Prefilter {
     /// Sets the paths correlations read from this dataset's events.
     pub(crate) fn set_correlation_reads(&mut self, paths: &[crate::event::FieldPath]) {
         self.corr = Some(pruned::Tree::new(&paths.iter().collect::<Vec<_>>()));
+        self.corr_paths = paths.to_vec();
+        // Trees cached for the old set of paths must not be reused.
+        self.id = next_id();
     }
 
     /// `raw` parsed down to what correlations read (`None`: no correlation reads this dataset,
@@ -239,4 +245,6 @@ struct RuleReads {
     required: Vec<Clause>,
     paths: Vec<crate::event::FieldPath>,
     whole: bool,
+    /// The rule feeds a correlation.
+    feeds: bool,
 }

@@ -1,6 +1,7 @@
 //! The documents parsed down for callers: `RuleSet::matches_doc` (what the rules and the
-//! caller read, as the whole document has it; nothing when nothing matched) and
-//! `RuleSet::correlation_doc` (what correlations read: they alert as on the whole document).
+//! caller read, as the whole document has it, and what correlations read when a match feeds
+//! one; nothing when nothing matched) and `RuleSet::correlation_doc` (what correlations read:
+//! they alert as on the whole document).
 
 use serde_json::json;
 use vigil_detect::{Config, CorrelationState, Event, RuleSet, RuleSource};
@@ -25,6 +26,15 @@ correlation:
     timespan: 1m
     condition:
         gte: 2
+---
+title: Secret read
+name: secret-read
+logsource: {product: kubernetes, service: audit}
+detection:
+    selection:
+        verb: get
+        objectRef.resource: secrets
+    condition: selection
 "#;
 
 #[test]
@@ -36,10 +46,22 @@ fn pruned_documents_keep_what_correlations_and_callers_read() {
     let mut out = Vec::new();
     let doc = set.matches_doc(&Event::from_raw("k8s.audit", raw), true, &mut out);
     assert_eq!(out.len(), 1);
-    // The rule's fields only.
+    // The rule's fields, and what the correlation it feeds reads (time, id, group-by).
     assert_eq!(
         doc,
-        Some(json!({"verb":"create","objectRef":{"subresource":"exec"}}))
+        Some(json!({"verb":"create","objectRef":{"subresource":"exec"},
+            "auditID":"a1","user":{"username":"u"},"stageTimestamp":"2024-01-01T00:00:00Z"}))
+    );
+    // A rule that feeds no correlation: its fields only.
+    let secret = raw
+        .replace("\"create\"", "\"get\"")
+        .replace("\"subresource\":\"exec\"", "\"resource\":\"secrets\"");
+    out.clear();
+    let doc = set.matches_doc(&Event::from_raw("k8s.audit", &secret), true, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        doc,
+        Some(json!({"verb":"get","objectRef":{"resource":"secrets"}}))
     );
 
     set.keep_fields(&["auditID", "requestObject.big", "stageTimestamp"]);
@@ -49,7 +71,8 @@ fn pruned_documents_keep_what_correlations_and_callers_read() {
         doc,
         Some(
             json!({"auditID":"a1","verb":"create","objectRef":{"subresource":"exec"},
-            "stageTimestamp":"2024-01-01T00:00:00Z","requestObject":{"big":[1,2]}})
+            "user":{"username":"u"},"stageTimestamp":"2024-01-01T00:00:00Z",
+            "requestObject":{"big":[1,2]}})
         )
     );
 
@@ -97,16 +120,17 @@ fn correlations_fed_from_the_pruned_document_alert_alike() {
     );
 
     let events = [exec("a1", "u", 1), exec("a2", "v", 2), exec("a3", "u", 3)];
-    let run = |pruned: bool| {
+    // The document correlations get: the whole one, `correlation_doc`'s, or `matches_doc`'s.
+    let run = |source: u8| {
         let (mut state, mut alerts, mut matches) = (CorrelationState::new(), vec![], vec![]);
         for raw in &events {
             let ev = Event::from_raw("k8s.audit", raw);
             matches.clear();
-            set.matches(&ev, true, &mut matches);
-            let doc = if pruned {
-                set.correlation_doc(&ev).unwrap()
-            } else {
-                serde_json::from_str(raw).unwrap()
+            let pruned = set.matches_doc(&ev, true, &mut matches);
+            let doc = match source {
+                0 => serde_json::from_str(raw).unwrap(),
+                1 => set.correlation_doc(&ev).unwrap(),
+                _ => pruned.unwrap(),
             };
             set.correlate(
                 &Event::new("k8s.audit", &doc),
@@ -118,7 +142,8 @@ fn correlations_fed_from_the_pruned_document_alert_alike() {
         set.flush(&mut state, i64::MAX, &mut alerts);
         format!("{alerts:?}")
     };
-    let whole = run(false);
+    let whole = run(0);
     assert!(whole.contains("a3"), "{whole}");
-    assert_eq!(run(true), whole);
+    assert_eq!(run(1), whole);
+    assert_eq!(run(2), whole);
 }

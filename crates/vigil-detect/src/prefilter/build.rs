@@ -309,6 +309,7 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
                 required: r.required.clone(),
                 paths: paths.into_iter().cloned().collect(),
                 whole: keywords,
+                feeds: !r.feeds.is_empty(),
             }
         })
         .collect();
@@ -376,6 +377,7 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
         keep: Vec::new(),
         id: super::next_id(),
         corr: None,
+        corr_paths: Vec::new(),
     })
 }
 

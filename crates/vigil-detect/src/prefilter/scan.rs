@@ -10,7 +10,11 @@ use super::{pruned, scoped, Clause, Prefilter};
 /// (consecutive events often let the same rules through).
 #[derive(Default)]
 struct TreeCache {
-    trees: std::collections::HashMap<Box<[u64]>, std::rc::Rc<pruned::Tree>, foldhash::fast::FixedState>,
+    trees: std::collections::HashMap<
+        Box<[u64]>,
+        std::rc::Rc<pruned::Tree>,
+        foldhash::fast::FixedState,
+    >,
     last: Option<(Box<[u64]>, std::rc::Rc<pruned::Tree>)>,
 }
 
@@ -171,24 +175,30 @@ impl<'r> Scan<'r> {
         self.pruned.take().flatten()
     }
 
-    /// The pruning tree for the rules this event may match (cached per thread).
+    /// The pruning tree for the rules this event may match (cached per thread). When one of
+    /// them feeds a correlation (whether it reads the pruned or the whole document), the tree
+    /// keeps what correlations read too, so that a match's pruned document serves them.
     fn tree(&self) -> std::rc::Rc<pruned::Tree> {
         let rules = &self.pf.rules;
         let words = rules.len().div_ceil(64);
-        let mut small = [0u64; 5];
+        // The prefilter's id, whether correlation reads are kept, then the rule set.
+        let mut small = [0u64; 6];
         let mut big = Vec::new();
-        let key: &mut [u64] = if words < small.len() {
-            &mut small[..words + 1]
+        let key: &mut [u64] = if words + 2 <= small.len() {
+            &mut small[..words + 2]
         } else {
-            big.resize(words + 1, 0);
+            big.resize(words + 2, 0);
             &mut big
         };
         key[0] = self.pf.id;
-        let set = &mut key[1..];
+        let (corr, set) = key[1..].split_first_mut().expect("a word for correlations");
         for i in self.candidates() {
             let r = &rules[i];
-            if !r.whole && self.may_match(&r.required) {
-                set[i / 64] |= 1 << (i % 64);
+            if (!r.whole || r.feeds) && self.may_match(&r.required) {
+                if !r.whole {
+                    set[i / 64] |= 1 << (i % 64);
+                }
+                *corr |= u64::from(r.feeds);
             }
         }
         let key = &*key;
@@ -205,13 +215,19 @@ impl<'r> Scan<'r> {
                     if c.trees.len() >= 4096 {
                         c.trees.clear();
                     }
-                    let set = &key[1..];
+                    let set = &key[2..];
+                    let corr: &[crate::event::FieldPath] = if key[1] != 0 {
+                        &self.pf.corr_paths
+                    } else {
+                        &[]
+                    };
                     let paths: Vec<&crate::event::FieldPath> = rules
                         .iter()
                         .enumerate()
                         .filter(|(i, _)| set[i / 64] & (1 << (i % 64)) != 0)
                         .flat_map(|(_, r)| r.paths.iter())
                         .chain(&self.pf.keep)
+                        .chain(corr)
                         .collect();
                     let t = std::rc::Rc::new(pruned::Tree::new(&paths));
                     c.trees.insert(key.into(), t.clone());

@@ -30,8 +30,8 @@ pub struct MappedFile {
 impl MappedFile {
     /// Maps the file at `path` when it is a regular file, not empty and not gzip; `Ok(None)`
     /// means "read it instead" ([`open_input`](crate::open_input)): standard input, a pipe or a
-    /// device, a gzip file, or a map the system refused. An error is one opening the file, the
-    /// same the read path would give.
+    /// device, a gzip file, a missing file, or a map the system refused. An error is one
+    /// opening a regular file, the same the read path would give.
     pub fn open(path: &str) -> Result<Option<MappedFile>, SourceError> {
         if path == "-" {
             return Ok(None);
@@ -40,9 +40,17 @@ impl MappedFile {
             path: path.to_string(),
             source,
         };
+        // Asked before opening: opening and closing a named pipe here would leave its writer
+        // without a reader until the read path opens it again (EPIPE, SIGPIPE). An empty file
+        // cannot be mapped (and has nothing to gain). A path that cannot even be looked at is
+        // left to the read path, which names the error.
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() && meta.len() > 0 => {}
+            _ => return Ok(None),
+        }
         let file = File::open(path).map_err(open_err)?;
+        // The path may have been replaced since: the open file is what counts.
         let meta = file.metadata().map_err(open_err)?;
-        // An empty file cannot be mapped (and has nothing to gain).
         if !meta.is_file() || meta.len() == 0 {
             return Ok(None);
         }
@@ -184,10 +192,23 @@ mod tests {
         assert!(MappedFile::open(dir.path().to_str().unwrap())
             .unwrap()
             .is_none());
-        let err = MappedFile::open("/nonexistent/audit.log").err().unwrap();
-        assert!(err
-            .to_string()
-            .starts_with("/nonexistent/audit.log: cannot open"));
+        assert!(MappedFile::open("/nonexistent/audit.log")
+            .unwrap()
+            .is_none());
+    }
+
+    /// A named pipe is not even opened (that would block until a writer came, then leave the
+    /// writer without a reader): if it were, this test would hang.
+    #[cfg(unix)]
+    #[test]
+    fn a_named_pipe_is_left_to_the_read_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            return;
+        }
+        assert!(MappedFile::open(fifo.to_str().unwrap()).unwrap().is_none());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use clap::Args;
 use serde_json::Value;
 use vigil_model::decode::quick_event_time;
 use vigil_normalize::{detect_format, parser_for, Dataset, Options, Parser, YearHint};
-use vigil_sources::{open_input_counted, read_line, RawAuditRecords};
+use vigil_sources::{open_input_counted, read_line, MapReader, MappedFile, RawAuditRecords};
 
 use crate::output::InputStats;
 use crate::progress::Progress;
@@ -31,6 +31,11 @@ pub struct InputOptions {
     /// (`dataset`, `timestamp: {field, format}`, `fields: {ecs.field: source.path}`, `constants`).
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<std::path::PathBuf>,
+    /// Read input files with read(2) instead of mapping them into memory. Mapping is faster,
+    /// but a file truncated while it is read (logrotate's copytruncate) kills vigil with
+    /// SIGBUS: use this flag on logs that may be truncated during the run.
+    #[arg(long)]
+    pub no_mmap: bool,
 }
 
 /// One event on its way to detection.
@@ -96,17 +101,19 @@ enum Next<'r> {
     Rejected(String),
 }
 
-/// The events of one input, in file order.
-struct FileEvents {
+/// The events of one input, in file order; `'m` is the life of its map, if it is mapped.
+struct FileEvents<'m> {
     path: String,
     progress: Progress,
-    kind: Kind,
+    kind: Kind<'m>,
 }
 
-enum Kind {
+enum Kind<'m> {
     Audit(RawAuditRecords<Box<dyn BufRead + Send>>),
+    /// Kubernetes audit from a mapped file: events lent from the map, not copied.
+    MappedAudit(RawAuditRecords<MapReader<'m>>),
     Lines {
-        reader: Box<dyn BufRead + Send>,
+        reader: Box<dyn BufRead + Send + 'm>,
         parser: Box<dyn Parser>,
         dataset: Dataset,
         line_no: usize,
@@ -152,10 +159,35 @@ fn doc_time_ms(doc: &Value) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
-impl FileEvents {
-    fn open(path: &str, opts: &InputOptions) -> Result<FileEvents> {
+/// Reads `path` through `map` when it is mapped, else with read(2) (and gzip decoded).
+enum Reader<'m> {
+    Mapped(MapReader<'m>),
+    Read(Box<dyn BufRead + Send>),
+}
+
+impl<'m> Reader<'m> {
+    fn as_buf_read(&mut self) -> &mut dyn BufRead {
+        match self {
+            Reader::Mapped(r) => r,
+            Reader::Read(r) => r,
+        }
+    }
+
+    fn boxed(self) -> Box<dyn BufRead + Send + 'm> {
+        match self {
+            Reader::Mapped(r) => Box::new(r),
+            Reader::Read(r) => r,
+        }
+    }
+}
+
+impl<'m> FileEvents<'m> {
+    fn open(path: &str, map: Option<&'m MappedFile>, opts: &InputOptions) -> Result<Self> {
         let progress = Progress::for_file(path);
-        let mut reader = open_input_counted(path, progress.counter())?;
+        let mut reader = match map {
+            Some(map) => Reader::Mapped(map.reader(progress.counter())),
+            None => Reader::Read(open_input_counted(path, progress.counter())?),
+        };
         if let Some(mapping) = &opts.mapping {
             let text = std::fs::read_to_string(mapping)
                 .with_context(|| format!("cannot read mapping file {}", mapping.display()))?;
@@ -168,7 +200,7 @@ impl FileEvents {
                 path: path.to_string(),
                 progress,
                 kind: Kind::Lines {
-                    reader,
+                    reader: reader.boxed(),
                     parser: Box::new(vigil_normalize::json_mapped::JsonMappedParser::new(mapping)),
                     dataset,
                     line_no: 0,
@@ -178,14 +210,17 @@ impl FileEvents {
                 },
             });
         }
-        let dataset = dataset_for(path, &mut reader, opts)?;
+        let dataset = dataset_for(path, reader.as_buf_read(), opts)?;
         let kind = if dataset == Dataset::K8sAudit {
-            Kind::Audit(RawAuditRecords::new(path, reader))
+            match reader {
+                Reader::Mapped(r) => Kind::MappedAudit(RawAuditRecords::new(path, r)),
+                Reader::Read(r) => Kind::Audit(RawAuditRecords::new(path, r)),
+            }
         } else {
             let parser = parser_for(&dataset, &Options::new(year_hint(path, opts)))
                 .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
             Kind::Lines {
-                reader,
+                reader: reader.boxed(),
                 parser,
                 dataset,
                 line_no: 0,
@@ -220,6 +255,25 @@ impl FileEvents {
                                 None
                             },
                             raw: Some(Cow::Borrowed(r.text)),
+                            doc: None,
+                        }),
+                        Err(rejected) => Next::Rejected(rejected.to_string()),
+                    },
+                )),
+            },
+            Kind::MappedAudit(records) => match records.next_mapped() {
+                None => Ok(None),
+                Some(r) => Ok(Some(
+                    match r.with_context(|| format!("reading {path}"))? {
+                        Ok(r) => Next::Event(InputEvent {
+                            dataset: Cow::Borrowed("k8s.audit"),
+                            line: r.line,
+                            time_ms: if with_time {
+                                quick_event_time(&r.text).map(|t| t.unix_micros() / 1000)
+                            } else {
+                                None
+                            },
+                            raw: Some(r.text),
                             doc: None,
                         }),
                         Err(rejected) => Next::Rejected(rejected.to_string()),
@@ -301,9 +355,28 @@ pub fn read_inputs_owned(
     mut each: impl FnMut(usize, InputEvent<'_>) -> Result<()>,
 ) -> Result<InputStats> {
     let inputs = &input_names(inputs)[..];
+    // The maps outlive the readers, which lend events from them. A failure to open is
+    // reported when its input's turn comes, so that errors keep their order.
+    let (mut maps, mut open_errors) = (Vec::new(), Vec::new());
+    for p in inputs {
+        let (map, err) = match opts.no_mmap {
+            true => (None, None),
+            false => match MappedFile::open(p) {
+                Ok(map) => (map, None),
+                Err(e) => (None, Some(e)),
+            },
+        };
+        maps.push(map);
+        open_errors.push(err);
+    }
     let mut files = inputs
         .iter()
-        .map(|p| FileEvents::open(p, opts))
+        .zip(&maps)
+        .zip(open_errors)
+        .map(|((p, map), err)| match err {
+            Some(e) => Err(e.into()),
+            None => FileEvents::open(p, map.as_ref(), opts),
+        })
         .collect::<Result<Vec<_>>>()?;
     let merge = files.len() > 1;
     let mut stats = InputStats::default();

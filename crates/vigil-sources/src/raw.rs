@@ -1,12 +1,13 @@
 //! Kubernetes audit events as JSON text, undecoded, for detection (which parses lazily).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::BufRead;
 
-use vigil_model::decode::{split_event_texts, split_single_event};
+use vigil_model::decode::{split_event_texts, split_single_event, LineAssembler};
 
 use crate::lines::{fill_buf, without_line_end};
-use crate::{Chunks, Origin, Rejected, SourceError};
+use crate::{Chunks, MapReader, Origin, Rejected, SourceError};
 
 /// One audit event's JSON text, undecoded, with its origin (for detection, which parses lazily).
 #[derive(Debug)]
@@ -72,12 +73,47 @@ impl<R: BufRead> RawAuditRecords<R> {
     }
 }
 
+/// One event's JSON text and the line it starts on, from [`RawAuditRecords::next_mapped`]:
+/// borrowed from the map (nearly every event of a JSON-lines log) or owned (an event the
+/// general path put together: an EventList's item, a pretty-printed document, a line whose
+/// invalid UTF-8 was replaced).
+#[derive(Debug, PartialEq)]
+pub struct RawLine<'m> {
+    pub line: usize,
+    pub text: Cow<'m, str>,
+}
+
+impl<'m> RawAuditRecords<MapReader<'m>> {
+    /// Like [`next_ref`](Self::next_ref), without copying: a line that is one event is lent
+    /// from the map itself, for as long as the map lives, so it outlives this call.
+    pub fn next_mapped(&mut self) -> Option<Result<Result<RawLine<'m>, Rejected>, SourceError>> {
+        if self.ready.is_empty() && self.chunks.ready.is_empty() && !self.chunks.done {
+            let line = self.chunks.line + 1;
+            let rest = self.chunks.reader.rest();
+            if let Some((text, used)) = whole_event_in(&self.chunks.assembler, line, rest) {
+                self.chunks.reader.advance(used);
+                self.chunks.line = line;
+                return Some(Ok(Ok(RawLine {
+                    line,
+                    text: Cow::Borrowed(text),
+                })));
+            }
+        }
+        Some(match self.next()? {
+            Err(e) => Err(e),
+            Ok(Err(rejected)) => Ok(Err(rejected)),
+            Ok(Ok(record)) => Ok(Ok(RawLine {
+                line: record.origin.line,
+                text: Cow::Owned(record.text),
+            })),
+        })
+    }
+}
+
 impl<R: BufRead> Chunks<R> {
-    /// The next line, when it lies whole in the reader's buffer and is one event by itself:
-    /// what [`Chunks::fill`] would make a chunk of, and [`RawAuditRecords::next`] would hand
-    /// over unchanged. It is copied into `out` and consumed; its number is returned. Any other
-    /// line (straddling the buffer, invalid UTF-8, blanks around it, part of a document, not
-    /// an event) is left unread for the general path, which then reads it as always.
+    /// The next line, when it lies whole in the reader's buffer and is one event by itself
+    /// (see [`whole_event_in`]). It is copied into `out` and consumed; its number is returned.
+    /// Any other line is left unread for the general path, which then reads it as always.
     fn whole_event_line(&mut self, out: &mut String) -> Result<Option<usize>, SourceError> {
         let line = self.line + 1;
         let buf = fill_buf(&mut self.reader).map_err(|source| SourceError::Read {
@@ -85,23 +121,32 @@ impl<R: BufRead> Chunks<R> {
             line,
             source,
         })?;
-        let Some(end) = memchr::memchr(b'\n', buf) else {
+        let Some((text, used)) = whole_event_in(&self.assembler, line, buf) else {
             return Ok(None);
         };
-        // Every line passes this check: simdutf8 halves std's cost on audit lines (measured on
-        // the 1M-event log); it accepts exactly what std accepts.
-        let Ok(text) = simdutf8::basic::from_utf8(without_line_end(&buf[..end])) else {
-            return Ok(None);
-        };
-        if !self.assembler.is_whole_document(text) || !is_one_event(text, line) {
-            return Ok(None);
-        }
         out.clear();
         out.push_str(text);
-        self.reader.consume(end + 1);
+        self.reader.consume(used);
         self.line = line;
         Ok(Some(line))
     }
+}
+
+/// The line at the head of `buf` (line number `line`), when it ends inside `buf` and is one
+/// event by itself: what [`Chunks::fill`] would make a chunk of, and [`RawAuditRecords::next`]
+/// would hand over unchanged. Its text and the bytes it takes, its end included. `None` for
+/// any other line (straddling the buffer, invalid UTF-8, blanks around it, part of a document,
+/// not an event): the general path reads those.
+fn whole_event_in<'b>(
+    assembler: &LineAssembler,
+    line: usize,
+    buf: &'b [u8],
+) -> Option<(&'b str, usize)> {
+    let end = memchr::memchr(b'\n', buf)?;
+    // Every line passes this check: simdutf8 halves std's cost on audit lines (measured on
+    // the 1M-event log); it accepts exactly what std accepts.
+    let text = simdutf8::basic::from_utf8(without_line_end(&buf[..end])).ok()?;
+    (assembler.is_whole_document(text) && is_one_event(text, line)).then_some((text, end + 1))
 }
 
 /// Whether the text is one event by itself, exactly as it stands (no blanks around it), so
@@ -159,7 +204,10 @@ mod tests {
 
     const EVENT: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{"username":"alice"},"stageTimestamp":"2024-01-01T00:00:00.100000Z"}"#;
 
-    fn raw_records(text: &str, cap: usize) -> Vec<Result<(usize, String), String>> {
+    /// Each record's line and text, or its rejection in words.
+    type Records = Vec<Result<(usize, String), String>>;
+
+    fn raw_records(text: &str, cap: usize) -> Records {
         let reader = BufReader::with_capacity(cap, text.as_bytes());
         RawAuditRecords::new("f", reader)
             .map(|r| match r.unwrap() {
@@ -170,7 +218,7 @@ mod tests {
     }
 
     /// The same records through `next_ref`, rejected ones in the same words.
-    fn lent_records(text: &[u8], cap: usize) -> Vec<Result<(usize, String), String>> {
+    fn lent_records(text: &[u8], cap: usize) -> Records {
         let mut records = RawAuditRecords::new("f", BufReader::with_capacity(cap, text));
         let mut out = Vec::new();
         while let Some(r) = records.next_ref() {
@@ -182,10 +230,10 @@ mod tests {
         out
     }
 
-    #[test]
-    fn lent_records_are_the_records() {
+    /// JSON lines and every kind of line the general path must read (see the test below).
+    fn mixed_input() -> Vec<u8> {
         let long = format!("{{\"auditID\":\"long\",\"x\":\"{}\"}}", "y".repeat(400));
-        let input = [
+        [
             long.as_bytes(),
             b"\r\n",
             EVENT.as_bytes(),
@@ -207,13 +255,89 @@ mod tests {
             b"\n",
             EVENT.as_bytes(),
         ]
-        .concat();
+        .concat()
+    }
+
+    #[test]
+    fn lent_records_are_the_records() {
+        let input = mixed_input();
         let want = raw_records(&String::from_utf8_lossy(&input), 1 << 16);
         assert_eq!(want.len(), 16, "{want:#?}");
         assert_eq!(want[2], Ok((3, "{\"auditID\":\"\u{fffd}\"}".to_string())));
         for cap in (1..40).chain([100, 250, 300, 500, 1 << 16]) {
             assert_eq!(lent_records(&input, cap), want, "capacity {cap}");
         }
+    }
+
+    /// The same records through `next_mapped` over `bytes` written to a file and mapped, and
+    /// how many of them were lent from the map.
+    fn mapped_records(bytes: &[u8]) -> (Records, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, bytes).unwrap();
+        let map = crate::MappedFile::open(path.to_str().unwrap())
+            .unwrap()
+            .expect("a plain file is mapped");
+        let mut records = RawAuditRecords::new("f", map.reader(None));
+        let (mut out, mut lent) = (Vec::new(), 0);
+        while let Some(r) = records.next_mapped() {
+            out.push(match r.unwrap() {
+                Ok(r) => {
+                    lent += usize::from(matches!(r.text, Cow::Borrowed(_)));
+                    Ok((r.line, r.text.into_owned()))
+                }
+                Err(rej) => Err(format!("{rej} [{}]", rej.text)),
+            });
+        }
+        (out, lent)
+    }
+
+    #[test]
+    fn mapped_records_are_the_records() {
+        let huge = format!(
+            "{{\"auditID\":\"huge\",\"x\":\"{}\"}}",
+            "y".repeat(300 << 10)
+        );
+        let pretty =
+            format!("{{\n  \"kind\": \"EventList\",\n  \"items\": [\n  {EVENT}\n  ]\n}}\n");
+        let plain = format!("{EVENT}\n").repeat(3);
+        let cases: Vec<(Vec<u8>, usize)> = vec![
+            // (input, how many records a map lends: a last line without its end is read by
+            // the general path, which goes on reading whatever was appended since the map)
+            ([plain.as_bytes(), EVENT.as_bytes()].concat(), 3),
+            (format!("{EVENT}\r\n{EVENT}\r\n").into_bytes(), 2),
+            (
+                [
+                    plain.as_bytes(),
+                    b"{\"auditID\":\"\xff\"}\n",
+                    plain.as_bytes(),
+                ]
+                .concat(),
+                6,
+            ),
+            (
+                [pretty.as_bytes(), plain.as_bytes(), pretty.as_bytes()].concat(),
+                3,
+            ),
+            (format!("{huge}\n{EVENT}\n{huge}").into_bytes(), 2),
+            (format!("{EVENT}\n{{\"auditID\":\"torn\",").into_bytes(), 1),
+            (b"\n\n \n".to_vec(), 0),
+        ];
+        for (input, lent) in cases {
+            let want = raw_records(&String::from_utf8_lossy(&input), 1 << 16);
+            assert_eq!(lent_records(&input, 1 << 16), want);
+            assert_eq!(mapped_records(&input), (want, lent));
+        }
+    }
+
+    #[test]
+    fn mapped_records_of_the_mixed_input_are_the_records() {
+        let input = mixed_input();
+        let want = raw_records(&String::from_utf8_lossy(&input), 1 << 16);
+        let (got, lent) = mapped_records(&input);
+        assert_eq!(got, want);
+        // The lines 1, 2, 4 and 13: each a whole event, with nothing pending before it.
+        assert_eq!(lent, 4, "{got:#?}");
     }
 
     #[test]
@@ -224,7 +348,7 @@ mod tests {
              {list}\nnot json\n{{\"torn\": \n{EVENT}",
             pad = " ".repeat(500),
         );
-        let want: Vec<Result<(usize, String), String>> = vec![
+        let want: Records = vec![
             Ok((1, EVENT.into())),
             Ok((2, EVENT.into())),
             Ok((3, EVENT.into())),

@@ -246,17 +246,7 @@ impl<'m> FileEvents<'m> {
                 None => Ok(None),
                 Some(r) => Ok(Some(
                     match r.with_context(|| format!("reading {path}"))? {
-                        Ok(r) => Next::Event(InputEvent {
-                            dataset: Cow::Borrowed("k8s.audit"),
-                            line: r.line,
-                            time_ms: if with_time {
-                                quick_event_time(r.text).map(|t| t.unix_micros() / 1000)
-                            } else {
-                                None
-                            },
-                            raw: Some(Cow::Borrowed(r.text)),
-                            doc: None,
-                        }),
+                        Ok(r) => audit_event(r.line, Cow::Borrowed(r.text), with_time),
                         Err(rejected) => Next::Rejected(rejected.to_string()),
                     },
                 )),
@@ -265,17 +255,7 @@ impl<'m> FileEvents<'m> {
                 None => Ok(None),
                 Some(r) => Ok(Some(
                     match r.with_context(|| format!("reading {path}"))? {
-                        Ok(r) => Next::Event(InputEvent {
-                            dataset: Cow::Borrowed("k8s.audit"),
-                            line: r.line,
-                            time_ms: if with_time {
-                                quick_event_time(&r.text).map(|t| t.unix_micros() / 1000)
-                            } else {
-                                None
-                            },
-                            raw: Some(r.text),
-                            doc: None,
-                        }),
+                        Ok(r) => audit_event(r.line, r.text, with_time),
                         Err(rejected) => Next::Rejected(rejected.to_string()),
                     },
                 )),
@@ -426,4 +406,20 @@ pub fn read_inputs_owned(
         eprintln!("vigil: {} records rejected in all", stats.rejected);
     }
     Ok(stats)
+}
+
+/// An audit log line as an input event; `with_time`: its time read up front (see
+/// `FileEvents::next`).
+fn audit_event(line: usize, text: Cow<'_, str>, with_time: bool) -> Next<'_> {
+    Next::Event(InputEvent {
+        dataset: Cow::Borrowed("k8s.audit"),
+        line,
+        time_ms: if with_time {
+            quick_event_time(&text).map(|t| t.unix_micros() / 1000)
+        } else {
+            None
+        },
+        raw: Some(text),
+        doc: None,
+    })
 }

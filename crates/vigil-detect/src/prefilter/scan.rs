@@ -6,8 +6,9 @@
 use super::{pruned, scoped, Clause, Prefilter};
 
 /// Per thread: pruning trees by prefilter and set of rules the prefilter let through (the key
-/// is the prefilter's id followed by the set's bit words), and the last one asked for
-/// (consecutive events often let the same rules through).
+/// is the prefilter's id, whether correlation reads are kept, then the set's bit words; see
+/// [`Scan::tree`]), and the last one asked for (consecutive events often let the same rules
+/// through).
 #[derive(Default)]
 struct TreeCache {
     trees: std::collections::HashMap<

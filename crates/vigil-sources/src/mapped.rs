@@ -77,7 +77,6 @@ impl MappedFile {
         MapReader {
             map: &self.map,
             populated: 0,
-            data: &self.map,
             pos: 0,
             file: &self.file,
             tail: None,
@@ -92,7 +91,6 @@ pub struct MapReader<'m> {
     map: &'m memmap2::Mmap,
     /// How far the map's pages have been asked for ([`POPULATE_WINDOW`]).
     populated: usize,
-    data: &'m [u8],
     pos: usize,
     file: &'m File,
     /// The file past the map's end, opened when the map is used up.
@@ -104,15 +102,16 @@ impl<'m> MapReader<'m> {
     /// The unread rest of the map, borrowed from the map rather than from the reader: a line
     /// cut from it outlives the reader's next call.
     pub(crate) fn rest(&self) -> &'m [u8] {
-        &self.data[self.pos.min(self.data.len())..]
+        let data: &'m [u8] = self.map;
+        &data[self.pos.min(data.len())..]
     }
 
     /// Consumes `n` bytes of [`rest`](Self::rest).
     pub(crate) fn advance(&mut self, n: usize) {
-        debug_assert!(n <= self.data.len() - self.pos);
+        debug_assert!(n <= self.map.len() - self.pos);
         self.pos += n;
-        if self.pos + POPULATE_WINDOW / 2 > self.populated && self.populated < self.data.len() {
-            let len = POPULATE_WINDOW.min(self.data.len() - self.populated);
+        if self.pos + POPULATE_WINDOW / 2 > self.populated && self.populated < self.map.len() {
+            let len = POPULATE_WINDOW.min(self.map.len() - self.populated);
             // Only a hint: a kernel without MADV_POPULATE_READ (before 5.14) faults the pages
             // in one by one instead.
             let _ = self
@@ -141,12 +140,12 @@ impl Read for MapReader<'_> {
 
 impl BufRead for MapReader<'_> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.pos < self.data.len() {
-            return Ok(&self.data[self.pos..]);
+        if self.pos < self.map.len() {
+            return Ok(&self.map[self.pos..]);
         }
         if self.tail.is_none() {
             let mut file = self.file;
-            file.seek(SeekFrom::Start(self.data.len() as u64))?;
+            file.seek(SeekFrom::Start(self.map.len() as u64))?;
             self.tail = Some(BufReader::with_capacity(READ_BUFFER, file));
         }
         match &mut self.tail {
@@ -156,7 +155,7 @@ impl BufRead for MapReader<'_> {
     }
 
     fn consume(&mut self, n: usize) {
-        if self.pos < self.data.len() {
+        if self.pos < self.map.len() {
             self.advance(n);
         } else if let Some(tail) = &mut self.tail {
             tail.consume(n);

@@ -19,7 +19,8 @@ pub(crate) struct Dispatch {
     pub path: FieldPath,
     pub path_id: u32,
     /// Folded value -> positions (in the dataset's rule list) of the rules indexed under it.
-    index: HashMap<String, Vec<u32>>,
+    /// Fixed by the rules, only looked up per event: a fixed-seed fast hash is safe.
+    index: HashMap<String, Vec<u32>, foldhash::fast::FixedState>,
     /// Per rule position: whether it is indexed (else it is always evaluated).
     pub anchored: Vec<bool>,
 }
@@ -125,7 +126,7 @@ pub(crate) fn build(rules: &[CompiledRule]) -> Option<Dispatch> {
     if n < 2 {
         return None;
     }
-    let mut index: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut index: HashMap<String, Vec<u32>, foldhash::fast::FixedState> = HashMap::default();
     let mut anchored = vec![false; rules.len()];
     for (pos, a) in anchors.iter().enumerate() {
         // With several anchors on the path (an AND of two), the smallest key set is tightest.

@@ -150,7 +150,7 @@ impl Node {
         let (a, b) = (self.by_len[n] as usize, self.by_len[n + 1] as usize);
         self.children[a..b]
             .iter()
-            .find(|(k, _)| k.as_bytes() == key.as_bytes())
+            .find(|(k, _)| super::same_bytes(k.as_bytes(), key.as_bytes()))
             .map(|&(_, c)| c)
     }
 }

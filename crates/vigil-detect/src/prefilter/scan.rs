@@ -78,25 +78,37 @@ fn poison_finders() -> &'static [memchr::memmem::Finder<'static>; 4] {
     })
 }
 
-fn poisoned(b: &[u8]) -> bool {
+/// Whether the text is poisoned, told whether it has a backslash and a byte above 0x7f (which
+/// the fold finds on its way: see [`fold`]).
+fn poisoned(b: &[u8], backslash: bool, non_ascii: bool) -> bool {
     let f = poison_finders();
-    // Both escapes start with a backslash, which most events do not have at all: one memchr
-    // pass then answers for both searches.
-    if memchr::memchr(b'\\', b).is_some() && (f[0].find(b).is_some() || f[1].find(b).is_some()) {
+    // Both escapes start with a backslash, which most events do not have at all.
+    if backslash && (f[0].find(b).is_some() || f[1].find(b).is_some()) {
         return true;
     }
-    // Both characters start with a byte above 0x7f: skip the search for ASCII text.
-    !b.is_ascii() && (f[2].find(b).is_some() || f[3].find(b).is_some())
+    // Both characters start with a byte above 0x7f: no search for ASCII text.
+    non_ascii && (f[2].find(b).is_some() || f[3].find(b).is_some())
+}
+
+/// `raw` ASCII-lowercased into `out`, and whether it has a backslash and a byte above 0x7f:
+/// one pass instead of three (the two checks ride along the fold's vector loop).
+fn fold(raw: &[u8], out: &mut Vec<u8>) -> (bool, bool) {
+    out.clear();
+    let (mut any, mut slash) = (0u8, 0u8);
+    out.extend(raw.iter().map(|&b| {
+        any |= b;
+        slash |= u8::from(b == b'\\');
+        b.to_ascii_lowercase()
+    }));
+    (slash != 0, any >= 0x80)
 }
 
 impl Prefilter {
     pub(crate) fn scan<'r>(&'r self, raw: &'r str) -> Scan<'r> {
         let mut buf = BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
-        let poisoned = poisoned(raw.as_bytes());
+        let (backslash, non_ascii) = fold(raw.as_bytes(), &mut buf.folded);
+        let poisoned = poisoned(raw.as_bytes(), backslash, non_ascii);
         if !poisoned {
-            buf.folded.clear();
-            buf.folded
-                .extend(raw.bytes().map(|b| b.to_ascii_lowercase()));
             buf.found.clear();
             buf.found.resize(self.nlits.div_ceil(64), 0);
             buf.memo.clear();
@@ -142,7 +154,10 @@ impl Prefilter {
                     continue;
                 };
                 let end = start + core.len();
-                if text.get(start..end) != Some(&core[..]) {
+                if !text
+                    .get(start..end)
+                    .is_some_and(|t| super::same_bytes(t, core))
+                {
                     continue;
                 }
                 for &(l, cx) in &self.core_lits[c as usize] {

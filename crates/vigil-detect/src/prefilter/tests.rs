@@ -93,3 +93,29 @@ mod searchers {
         }
     }
 }
+
+mod short_compare {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The inlined comparison agrees with `==`, for equal strings and for strings that
+        /// differ in one byte anywhere (the first and last words overlap for 8-16 bytes).
+        #[test]
+        fn same_bytes_is_equality(
+            a in prop::collection::vec(any::<u8>(), 0..40),
+            flip in any::<prop::sample::Index>(),
+            other in prop::collection::vec(any::<u8>(), 0..40),
+        ) {
+            prop_assert!(super::super::same_bytes(&a, &a));
+            prop_assert_eq!(super::super::same_bytes(&a, &other), a == other);
+            if !a.is_empty() {
+                let mut b = a.clone();
+                let i = flip.index(b.len());
+                b[i] ^= 1;
+                prop_assert!(!super::super::same_bytes(&a, &b));
+            }
+        }
+    }
+}

@@ -12,7 +12,8 @@ const EXAMPLE: &str = "../../examples/k8s-audit.jsonl";
 fn mapped_and_read_inputs_give_the_same_output() {
     let dir = tempfile::tempdir().unwrap();
     // Every kind of line the general path reads: CRLF ends, blank lines, a pretty-printed
-    // EventList, invalid UTF-8, a line that is not JSON, and a last line without its end.
+    // EventList, invalid UTF-8, a line that is not JSON, a line cut short after a `}` (a torn
+    // write) before a pretty-printed event, and a last line without its end.
     let example =
         std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE))
             .unwrap();
@@ -26,6 +27,11 @@ fn mapped_and_read_inputs_give_the_same_output() {
                     .as_bytes(),
             ),
             2 => edge.extend_from_slice(b"\n  \n{\"auditID\":\"\xff\"}\nnot json\n"),
+            3 => {
+                let torn = &line[..=line.find('}').unwrap()];
+                let pretty = line.replace(",\"", ",\n  \"");
+                edge.extend_from_slice(format!("{torn}\n{pretty}\n{torn}\r\n{line}\n").as_bytes())
+            }
             _ => edge.extend_from_slice(format!("{line}\n").as_bytes()),
         }
     }

@@ -158,13 +158,23 @@ impl<R: BufRead> Chunks<R> {
     /// Reads lines until a chunk is ready or the input ends.
     fn fill(&mut self) -> Result<(), SourceError> {
         while self.ready.is_empty() && !self.done {
-            let line = read_line(&mut self.reader, &mut self.scratch).map_err(|source| {
-                SourceError::Read {
-                    path: self.file.to_string(),
-                    line: self.line + 1,
-                    source,
+            let read_error = |source| SourceError::Read {
+                path: self.file.to_string(),
+                line: self.line + 1,
+                source,
+            };
+            if self.assembler.is_pending()
+                && fill_buf(&mut self.reader).map_err(read_error)?.first() == Some(&b'{')
+            {
+                // A torn document that the next line's first byte ends is returned before that
+                // line is read whole, so that it is returned even when reading the rest fails:
+                // the fast path (raw.rs) hands a line on as soon as it sees that byte.
+                if let Some(chunk) = self.assembler.end_before_object() {
+                    self.ready.push_back(Ok(chunk));
+                    break;
                 }
-            })?;
+            }
+            let line = read_line(&mut self.reader, &mut self.scratch).map_err(read_error)?;
             let Some(line) = line else {
                 self.done = true;
                 if let Some(chunk) = self.assembler.finish() {
@@ -260,6 +270,7 @@ mod lines;
 mod mapped;
 mod raw;
 
+use lines::fill_buf;
 pub use lines::read_line;
 pub use mapped::{MapReader, MappedFile};
 pub use raw::{RawAuditRecords, RawLine, RawRecord, RawRef};
@@ -299,6 +310,30 @@ mod tests {
         assert_eq!(bad.len(), 1);
         assert!(bad[0].to_string().contains("line 2"), "{}", bad[0]);
         assert!(bad[0].to_string().contains("audit.log.1"), "{}", bad[0]);
+    }
+
+    /// A line cut short that still ends in `}` is rejected alone, under its own number; the
+    /// pretty-printed event after it is read.
+    #[test]
+    fn a_broken_line_ending_in_a_brace_is_rejected_alone() {
+        let broken = r#"{"kind":"Event","auditID":"b","user":{"username":"a"}"#;
+        let pretty = EVENT.replace(",\"", ",\n  \"");
+        let input = format!("{broken}\n{pretty}\n");
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        for r in AuditRecords::new("f", input.as_bytes()) {
+            match r.unwrap() {
+                Ok(rec) => good.push(rec.origin.line),
+                Err(rej) => bad.push(rej),
+            }
+        }
+        assert_eq!(good, [2]);
+        assert_eq!(bad.len(), 1);
+        assert!(
+            matches!(bad[0].error, DecodeError::Json { line: 1, .. }),
+            "{}",
+            bad[0]
+        );
+        assert_eq!(bad[0].text, broken);
     }
 
     #[test]

@@ -1,4 +1,18 @@
 //! [`LineAssembler`]: document boundaries in a stream of lines.
+//!
+//! A line that opens an object (`{`) and is not complete alone starts a document; the lines
+//! after it join that document until it is complete (or too long). Two rules end a pending
+//! document early, because it was torn (a crash or a rotation mid-write) and would otherwise
+//! swallow the good lines after it:
+//!
+//! - the next line starts with `{` and the pending text ends with `}`: in valid JSON, a `}`
+//!   outside a string is only ever followed by `,`, `}` or `]` (and a `}` ending a line inside
+//!   a string is already invalid: strings hold no raw newline), so no valid document goes on
+//!   like that, whatever the next line is;
+//! - the next line starts with `{` and is a whole JSON value by itself: an unindented, complete
+//!   object does not sit inside a pretty-printed document.
+//!
+//! The pending text is then returned alone, to be reported, and the line is read afresh.
 
 use std::borrow::Cow;
 
@@ -57,13 +71,16 @@ impl LineAssembler {
         text: Cow<str>,
         emit: &mut impl FnMut(Result<Chunk, DecodeError>),
     ) {
-        if !self.buf.is_empty() && text.starts_with('{') && is_standalone(&text) {
-            // An unindented, complete object cannot sit inside a pretty-printed document: what
-            // is pending was a torn line (a crash or a rotation mid-write). Report it alone.
-            emit(Ok(Chunk {
-                line: self.start,
-                text: std::mem::take(&mut self.buf),
-            }));
+        if !self.buf.is_empty() && text.starts_with('{') {
+            // What is pending was torn (see the module's docs); the cheap rule first.
+            if let Some(chunk) = self.end_before_object() {
+                emit(Ok(chunk));
+            } else if is_standalone(&text) {
+                emit(Ok(Chunk {
+                    line: self.start,
+                    text: std::mem::take(&mut self.buf),
+                }));
+            }
         }
         if self.buf.is_empty() {
             let trimmed = text.trim();
@@ -96,12 +113,45 @@ impl LineAssembler {
         }
     }
 
-    /// Whether [`push`](Self::push) of this line would make it a chunk alone, exactly as it is
-    /// (nothing pending before it, nothing to trim, complete), leaving nothing pending. A
-    /// reader may then hand the line on without pushing it: the line's number is all the
-    /// assembler would have kept of it.
-    pub fn is_whole_document(&self, text: &str) -> bool {
-        self.buf.is_empty() && text.starts_with('{') && text.ends_with('}') && is_complete(text)
+    /// Whether a document is pending: begun, not yet complete.
+    pub fn is_pending(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Told that the next line starts with `{`: the pending document, when the first rule of
+    /// the module's docs ends it there (it ends with `}`), as the push of that line would
+    /// return it; otherwise `None`, and nothing changes. It needs no more of the next line
+    /// than its first byte, so a reader can end the document before reading the line whole.
+    pub fn end_before_object(&mut self) -> Option<Chunk> {
+        let end = self.buf.trim_end().len();
+        if !self.buf[..end].ends_with('}') {
+            return None;
+        }
+        // Cut at the `}`: a line `is_whole_document` lets a reader hand on is then the chunk's
+        // text as it is, and a parse error names the torn line, not the next one.
+        self.buf.truncate(end);
+        Some(Chunk {
+            line: self.start,
+            text: std::mem::take(&mut self.buf),
+        })
+    }
+
+    /// Whether [`push`](Self::push) of this line would make it a chunk alone (nothing pending
+    /// before it, nothing to trim), leaving nothing pending once the chunk is made: at once
+    /// when it is complete, or, when `next_starts_object` (the next line is known to start with
+    /// `{`), on the push of that next line at the latest, whether complete or not. The chunk's
+    /// text is the line as it is; only when `next_starts_object` may it be the line and its
+    /// newline (a line that ends inside a string is complete, garbage, once its newline is
+    /// added). A reader may then hand the line on without pushing it: the line's number is all
+    /// the assembler would have kept of it.
+    pub fn is_whole_document(&self, text: &str, next_starts_object: bool) -> bool {
+        self.buf.is_empty()
+            && text.starts_with('{')
+            && text.ends_with('}')
+            // The first rule of the module's docs would end the document at this line, so the
+            // bracket count (the costly part) is skipped; only a text too long to be kept
+            // pending would be cut short otherwise.
+            && ((next_starts_object && text.len() < self.limit) || is_complete(text))
     }
 
     /// Ends the input: an unfinished document is returned as is, to be reported.
@@ -197,6 +247,69 @@ mod tests {
         assert_eq!(chunks[1].as_ref().unwrap().line, 2);
     }
 
+    #[test]
+    fn a_broken_line_ending_in_a_brace_does_not_swallow_a_pretty_document() {
+        // Cut short inside `user`, yet ending in `}`; a pretty-printed event follows.
+        let broken = r#"{"auditID":"x","user":{"username":"a"}"#;
+        let pretty = EVENT.replace(",\"", ",\n  \"");
+        let text = format!("{broken}  \n{pretty}\n{broken}\n\n{EVENT}\n");
+        let chunks: Vec<Chunk> = assemble(&text).into_iter().map(Result::unwrap).collect();
+        let got: Vec<(usize, &str)> = chunks.iter().map(|c| (c.line, c.text.as_str())).collect();
+        let after = 2 + pretty.lines().count();
+        let pretty_text = format!("{pretty}\n");
+        let want = [
+            (1, broken),
+            (2, pretty_text.as_str()),
+            (after, broken),
+            (after + 2, EVENT),
+        ];
+        assert_eq!(got, want);
+        let decoded: Vec<_> = chunks
+            .iter()
+            .flat_map(|c| decode_document(&c.text, c.line))
+            .collect();
+        assert!(decoded[1].is_ok() && decoded[3].is_ok());
+        // The broken line's error names it, not the line after it.
+        let lines = [&decoded[0], &decoded[2]].map(|d| d.as_ref().unwrap_err().line());
+        assert_eq!(lines, [1, after]);
+    }
+
+    #[test]
+    fn a_pending_document_ends_on_the_first_byte_of_an_object() {
+        let mut a = LineAssembler::new(1 << 10);
+        a.push(1, "{\"a\": {\"b\": 1}", &mut |_| unreachable!());
+        a.push(2, "}", &mut |_| {});
+        assert!(!a.is_pending());
+        a.push(3, "{\"a\": [", &mut |_| unreachable!());
+        assert_eq!(a.end_before_object(), None);
+        a.push(4, "  {\"b\": 1}", &mut |_| unreachable!());
+        assert!(a.is_pending());
+        let want = Chunk {
+            line: 3,
+            text: "{\"a\": [\n  {\"b\": 1}".into(),
+        };
+        assert_eq!(a.end_before_object(), Some(want));
+        assert!(!a.is_pending() && a.finish().is_none());
+    }
+
+    #[test]
+    fn a_line_waits_for_the_next_only_when_it_can_be_kept_pending() {
+        // Open (it ends inside a string), yet ending in `}`.
+        let open = "{\"a\": \"}";
+        assert!(!LineAssembler::new(1 << 10).is_whole_document(open, false));
+        assert!(LineAssembler::new(open.len() + 1).is_whole_document(open, true));
+        // Too long to be kept pending until the next line: reported at once.
+        assert!(!LineAssembler::new(open.len()).is_whole_document(open, true));
+        let out = assemble_both(&[open]);
+        assert!(matches!(out[..], [Ok(Chunk { line: 1, .. })]), "{out:?}");
+        let mut out = Vec::new();
+        LineAssembler::new(open.len()).push(1, open, &mut |c| out.push(c));
+        assert!(matches!(
+            out[..],
+            [Err(DecodeError::TooLong { line: 1, .. })]
+        ));
+    }
+
     /// Feeds every line both ways, borrowed and owned; the owned answer is returned once the
     /// two agree.
     fn assemble_both(lines: &[&str]) -> Vec<Result<Chunk, DecodeError>> {
@@ -218,7 +331,14 @@ mod tests {
         let pretty = ["{", "  \"kind\": \"EventList\",", "  \"items\": []", "}"];
         let mut lines = vec![padded.as_str(), "", EVENT, " \u{3000}x\u{3000} "];
         lines.extend(pretty);
-        lines.extend(["{\"auditID\": \"torn\",", EVENT, "{ \"a\": 1"]);
+        lines.extend([
+            "{\"auditID\": \"torn\",",
+            EVENT,
+            "{\"x\": {} ",
+            "{",
+            "}",
+            "{ \"a\": 1",
+        ]);
         let chunks: Vec<Chunk> = assemble_both(&lines)
             .into_iter()
             .map(Result::unwrap)
@@ -232,7 +352,9 @@ mod tests {
             (5, pretty_text.as_str()),
             (9, "{\"auditID\": \"torn\",\n"),
             (10, EVENT),
-            (11, "{ \"a\": 1\n"),
+            (11, "{\"x\": {}"),
+            (12, "{\n}\n"),
+            (14, "{ \"a\": 1\n"),
         ];
         assert_eq!(got, want);
     }
@@ -289,25 +411,37 @@ mod tests {
                 assemble_both(&lines);
             }
 
-            /// A line said to be a whole document is what push makes a chunk of, unchanged.
+            /// A line said to be a whole document is what push makes a chunk of, unchanged: at
+            /// once, or, when the next line is said to start with `{`, on the push of that line,
+            /// which is then read as if nothing came before it.
             #[test]
             fn whole_documents_are_what_push_emits(
                 before in proptest::option::of("\\{[ {}\"a:,]{0,3}"),
                 text in "[ \t]?\\{[ {}\"a:,]{0,4}\\}?",
+                next in proptest::option::of("\\{[ {}\"a:,]{0,4}"),
+                limit in 1usize..12,
             ) {
-                let mut a = LineAssembler::new(1 << 10);
+                let mut a = LineAssembler::new(limit);
                 if let Some(b) = &before {
                     a.push(1, b, &mut |_| {});
                 }
-                let whole = a.is_whole_document(&text);
+                let whole = a.is_whole_document(&text, next.is_some());
                 let mut out = Vec::new();
                 a.push(2, &text, &mut |c| out.push(c));
-                let alone = out.len() == 1
-                    && out[0] == Ok(Chunk { line: 2, text: text.clone() })
-                    && a.finish().is_none();
-                prop_assert!(!whole || alone, "{:?} then {:?}", before, text);
+                let (mut fresh, mut rest) = (LineAssembler::new(limit), Vec::new());
+                if let Some(n) = &next {
+                    a.push(3, n, &mut |c| out.push(c));
+                    fresh.push(3, n, &mut |c| rest.push(c));
+                }
+                let first_is =
+                    |t: &str| matches!(out.first(), Some(Ok(c)) if c.line == 2 && c.text == t);
+                let alone = (first_is(&text)
+                    || (next.is_some() && first_is(&format!("{text}\n"))))
+                    && out[1..] == rest[..]
+                    && a.finish() == fresh.finish();
+                prop_assert!(!whole || alone, "{:?} then {:?} then {:?}", before, text, next);
                 if before.is_none() && text.starts_with('{') && text.ends_with('}') {
-                    prop_assert_eq!(whole, alone, "{:?}", text);
+                    prop_assert_eq!(whole, alone, "{:?} then {:?}", text, next);
                 }
             }
 

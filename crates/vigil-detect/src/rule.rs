@@ -1,9 +1,19 @@
 //! Reading Sigma documents (rules, correlations, filters) from positioned YAML.
+//!
+//! This module holds what is read (the document types), the whole-file reading with the
+//! `action` multi-document convention, and the scalar helpers every section uses; `detection`
+//! reads the `detection` and `filter` sections, `correlation` the `correlation` section.
 
-use vigil_model::yaml::{self, Node, Scalar, Value as Y};
+use vigil_model::yaml::{self, Node, Value as Y};
 
 use crate::error::Problem;
 use crate::mapping::LogSource;
+
+mod correlation;
+mod detection;
+
+use correlation::correlation;
+use detection::{detection, filter};
 
 /// Metadata shared by every kind of document.
 #[derive(Debug, Clone, Default)]
@@ -138,57 +148,6 @@ fn meta(root: &Node) -> Meta {
         references: list(root.get("references")),
         falsepositives: list(root.get("falsepositives")),
         fields: list(root.get("fields")),
-    }
-}
-
-fn logsource(root: &Node, line: usize) -> Result<(LogSource, usize), Problem> {
-    let Some(ls) = root.get("logsource") else {
-        return Err(Problem::invalid(line, "missing `logsource`"));
-    };
-    if ls.as_map().is_none() {
-        return Err(Problem::invalid(
-            ls.line,
-            format!("`logsource` must be a mapping, not {}", ls.kind_name()),
-        ));
-    }
-    let g = |k: &str| ls.get(k).and_then(text).map(|s| s.to_lowercase());
-    Ok((
-        LogSource {
-            product: g("product"),
-            service: g("service"),
-            category: g("category"),
-        },
-        ls.line,
-    ))
-}
-
-fn selections(det: &Node, skip: &[&str]) -> Vec<(String, Node)> {
-    det.as_map()
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|(k, v)| {
-            let name = k.as_scalar()?.text.clone();
-            (!skip.contains(&name.as_str())).then(|| (name, v.clone()))
-        })
-        .collect()
-}
-
-fn conditions(n: &Node) -> Result<Vec<(String, usize)>, Problem> {
-    match &n.value {
-        Y::Scalar(s) if !s.is_null() => Ok(vec![(s.text.clone(), n.line)]),
-        Y::Seq(items) if !items.is_empty() => items
-            .iter()
-            .map(|i| {
-                i.as_scalar()
-                    .filter(|s| !s.is_null())
-                    .map(|s| (s.text.clone(), i.line))
-                    .ok_or_else(|| Problem::invalid(i.line, "a condition must be a string"))
-            })
-            .collect(),
-        _ => Err(Problem::invalid(
-            n.line,
-            "`condition` must be a string or a list of strings",
-        )),
     }
 }
 
@@ -348,236 +307,6 @@ fn classify(origin: &str, line: usize, root: &Node) -> Doc {
         meta: m,
         body,
     }
-}
-
-fn detection(root: &Node, det: &Node, line: usize) -> Result<Detection, Problem> {
-    if det.as_map().is_none() {
-        return Err(Problem::invalid(
-            det.line,
-            format!("`detection` must be a mapping, not {}", det.kind_name()),
-        ));
-    }
-    let (logsource, logsource_line) = logsource(root, line)?;
-    let cond = det.get("condition").ok_or_else(|| {
-        Problem::invalid(
-            key_line(root, "detection").unwrap_or(det.line),
-            "`detection` has no `condition`",
-        )
-    })?;
-    let conditions = conditions(cond)?;
-    let timeframe = det
-        .get("timeframe")
-        .or_else(|| root.get("timeframe"))
-        .and_then(|n| text(n).map(|t| (t, n.line)));
-    let selections = selections(det, &["condition", "timeframe"]);
-    if selections.is_empty() {
-        return Err(Problem::invalid(
-            det.line,
-            "`detection` has no search identifiers",
-        ));
-    }
-    Ok(Detection {
-        logsource,
-        logsource_line,
-        selections,
-        conditions,
-        timeframe,
-    })
-}
-
-fn filter(root: &Node, f: &Node, line: usize) -> Result<FilterDef, Problem> {
-    let (logsource, _) = logsource(root, line)?;
-    let rules_node = f.get("rules").ok_or_else(|| {
-        Problem::invalid(f.line, "a filter needs `rules` (ids or names, or `any`)")
-    })?;
-    let rules = match &rules_node.value {
-        Y::Scalar(s) if matches!(s.text.to_lowercase().as_str(), "any" | "all") => None,
-        Y::Scalar(s) if !s.is_null() => Some(vec![(s.text.clone(), rules_node.line)]),
-        Y::Seq(items) if items.is_empty() => None,
-        Y::Seq(items) => Some(
-            items
-                .iter()
-                .filter_map(|i| text(i).map(|t| (t, i.line)))
-                .collect(),
-        ),
-        _ => {
-            return Err(Problem::invalid(
-                rules_node.line,
-                "filter `rules` must be `any`, a rule id or name, or a list of them",
-            ))
-        }
-    };
-    let cond = f
-        .get("condition")
-        .ok_or_else(|| Problem::invalid(f.line, "a filter needs a `condition`"))?;
-    let condition = match cond.as_scalar() {
-        Some(s) if !s.is_null() => (s.text.clone(), cond.line),
-        _ => {
-            return Err(Problem::invalid(
-                cond.line,
-                "a filter condition must be a string",
-            ))
-        }
-    };
-    Ok(FilterDef {
-        logsource,
-        rules,
-        selections: selections(f, &["condition", "rules"]),
-        condition,
-    })
-}
-
-fn correlation(c: &Node) -> Result<CorrelationDef, Problem> {
-    use crate::correlation::Op;
-    if c.as_map().is_none() {
-        return Err(Problem::invalid(c.line, "`correlation` must be a mapping"));
-    }
-    let kind_node = c
-        .get("type")
-        .ok_or_else(|| Problem::invalid(c.line, "a correlation needs a `type`"))?;
-    let kind = text(kind_node).unwrap_or_default();
-    let rules_line = key_line(c, "rules").unwrap_or(c.line);
-    let rules: Vec<(String, usize)> = match c.get("rules") {
-        Some(n) => match n.as_seq() {
-            Some(items) => items
-                .iter()
-                .map(|i| {
-                    text(i).map(|t| (t, i.line)).ok_or_else(|| {
-                        Problem::invalid(i.line, "a rule reference must be a string")
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-            None => text(n).map(|t| vec![(t, n.line)]).unwrap_or_default(),
-        },
-        None => vec![],
-    };
-    let group_by = list(c.get("group-by"));
-    let timespan = c
-        .get("timespan")
-        .or_else(|| c.get("timeframe"))
-        .and_then(|n| text(n).map(|t| (t, n.line)));
-    let mut condition = CorrCondition::None;
-    let mut condition_line = c.line;
-    if let Some(cn) = c.get("condition") {
-        condition_line = cn.line;
-        if let Some(s) = cn.as_scalar().filter(|s| !s.is_null()) {
-            condition = CorrCondition::Expr(s.text.clone());
-        } else {
-            let Some(entries) = cn.as_map() else {
-                return Err(Problem::invalid(
-                    cn.line,
-                    "a correlation condition must be a mapping such as `gte: 10` (or, for temporal types, an expression over rule names)",
-                ));
-            };
-            let mut bounds = vec![];
-            let mut field = vec![];
-            let mut percentile = None;
-            for (k, v) in entries {
-                let key = k.as_scalar().map(|s| s.text.as_str()).unwrap_or("");
-                let op = match key {
-                    "gt" => Op::Gt,
-                    "gte" => Op::Gte,
-                    "lt" => Op::Lt,
-                    "lte" => Op::Lte,
-                    "eq" => Op::Eq,
-                    "neq" => Op::Neq,
-                    "field" => {
-                        field = list(Some(v));
-                        if field.is_empty() {
-                            return Err(Problem::invalid(
-                                v.line,
-                                "`field` needs a field name or a list of them",
-                            ));
-                        }
-                        continue;
-                    }
-                    "percentile" => {
-                        let p = v.as_scalar().and_then(Scalar::as_f64).filter(|p| {
-                            (0.0..=100.0).contains(p)
-                        });
-                        percentile = Some(p.ok_or_else(|| {
-                            Problem::invalid(v.line, "`percentile` needs a number from 0 to 100")
-                        })?);
-                        continue;
-                    }
-                    other => {
-                        return Err(Problem::invalid(
-                            k.line,
-                            format!(
-                                "unknown correlation condition `{other}` (gt, gte, lt, lte, eq, neq, field, percentile)"
-                            ),
-                        ))
-                    }
-                };
-                let n = v
-                    .as_scalar()
-                    .and_then(Scalar::as_f64)
-                    .filter(|n| n.is_finite())
-                    .ok_or_else(|| Problem::invalid(v.line, format!("`{key}` needs a number")))?;
-                bounds.push((op, n));
-            }
-            condition = CorrCondition::Bounds {
-                bounds,
-                field,
-                percentile,
-            };
-        }
-    }
-    let generate = match c.get("generate") {
-        None => false,
-        Some(n) => n
-            .as_scalar()
-            .and_then(Scalar::as_bool)
-            .ok_or_else(|| Problem::invalid(n.line, "`generate` must be true or false"))?,
-    };
-    let mut aliases = vec![];
-    if let Some(a) = c.get("aliases") {
-        let Some(entries) = a.as_map() else {
-            return Err(Problem::invalid(
-                a.line,
-                "`aliases` must map alias names to {rule: field} mappings",
-            ));
-        };
-        for (k, v) in entries {
-            let name = k
-                .as_scalar()
-                .map(|s| s.text.clone())
-                .ok_or_else(|| Problem::invalid(k.line, "an alias name must be a string"))?;
-            let Some(m) = v.as_map() else {
-                return Err(Problem::invalid(
-                    v.line,
-                    format!("alias `{name}` must map rule names to field names"),
-                ));
-            };
-            let mut fields = vec![];
-            for (rk, rv) in m {
-                let (Some(r), Some(f)) = (rk.as_scalar().map(|s| s.text.clone()), text(rv)) else {
-                    return Err(Problem::invalid(
-                        rk.line,
-                        format!("alias `{name}`: each entry is `rule: field`"),
-                    ));
-                };
-                fields.push((r, f, rk.line));
-            }
-            aliases.push(AliasDef {
-                name,
-                line: k.line,
-                fields,
-            });
-        }
-    }
-    Ok(CorrelationDef {
-        kind,
-        kind_line: kind_node.line,
-        rules,
-        rules_line,
-        group_by,
-        timespan,
-        condition,
-        condition_line,
-        generate,
-        aliases,
-    })
 }
 
 /// Parses a Sigma time span (`30s`, `5m`, `1h`, `7d`; also `1w`, `1M`, `1y`) to milliseconds.

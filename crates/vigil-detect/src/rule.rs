@@ -295,12 +295,8 @@ fn classify(origin: &str, line: usize, root: &Node) -> Doc {
             "not a Sigma rule: no `detection`, `correlation` or `filter`",
         ))
     };
+    // A missing title (mandatory in Sigma) does not stop a rule from running.
     let body = body.unwrap_or_else(Body::Broken);
-    if m.title.is_none() {
-        if let Body::Detection(_) | Body::Correlation(_) = body {
-            // The title is mandatory, but a missing one does not stop detection; keep going.
-        }
-    }
     Doc {
         origin: origin.to_string(),
         line,

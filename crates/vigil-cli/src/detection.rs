@@ -362,8 +362,12 @@ impl<'r> Detector<'r> {
             ev.with_ref(self.reference(item.dataset, item.file, item.line))
         };
         self.corr.clear();
-        self.set
-            .correlate(&ev, matches, &mut self.state, &mut self.corr);
+        // Without a match or an explicit time, an event changes no correlation state: nothing
+        // to feed, event time stays, and the previous event already released what it could.
+        if !matches.is_empty() || ev.explicit_time_ms().is_some() {
+            self.set
+                .correlate(&ev, matches, &mut self.state, &mut self.corr);
+        }
         let id = id_len.map(|n| &text[..n]);
         let time = &text[id_len.unwrap_or(0)..];
         for m in matches.drain(..) {

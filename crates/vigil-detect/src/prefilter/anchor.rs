@@ -32,12 +32,12 @@ const SAMPLE: &str = include_str!("sample.jsonl");
 /// much as this many extra candidates over the sample.
 const PATTERN_COST: f64 = 2.0;
 
-/// How often each `n`-byte sequence occurs in the (lowercased) sample.
-fn sample_counts(n: usize) -> HashMap<Vec<u8>, u32> {
-    let text = SAMPLE.to_ascii_lowercase();
-    let mut counts = HashMap::new();
-    for w in text.as_bytes().windows(n) {
-        *counts.entry(w.to_vec()).or_insert(0) += 1;
+/// How often each `n`-byte sequence occurs in `text` (the lowercased sample). Keys borrow the
+/// text: this runs at every start, where a copy of each window was most of its cost.
+fn sample_counts(text: &[u8], n: usize) -> HashMap<&[u8], u32, foldhash::fast::FixedState> {
+    let mut counts = HashMap::default();
+    for w in text.windows(n) {
+        *counts.entry(w).or_insert(0) += 1;
     }
     counts
 }
@@ -47,7 +47,8 @@ fn sample_counts(n: usize) -> HashMap<Vec<u8>, u32> {
 /// substring of an uncovered core with the lowest (sample occurrences + pattern cost) per core
 /// it covers; ties go to the smaller substring bytewise, so the choice is deterministic.
 pub(super) fn choose(cores: &[Vec<u8>], len: usize) -> Vec<(Vec<u8>, Anchored)> {
-    let counts = sample_counts(len);
+    let sample = SAMPLE.to_ascii_lowercase();
+    let counts = sample_counts(sample.as_bytes(), len);
     let mut left: Vec<usize> = (0..cores.len()).collect();
     let mut out: Vec<(Vec<u8>, Anchored)> = Vec::new();
     while !left.is_empty() {

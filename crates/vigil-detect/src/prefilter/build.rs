@@ -49,7 +49,8 @@ fn compress(clause: Vec<Lit>) -> Vec<Lit> {
     loop {
         // The substring (4+ characters) shared by the most literals; ties go to the longer.
         let mut best: Option<(usize, usize, String)> = None;
-        let mut seen = std::collections::HashSet::new();
+        let mut seen: std::collections::HashSet<&str, foldhash::fast::FixedState> =
+            Default::default();
         for l in &lits {
             let t = l.text.as_bytes();
             for i in 0..t.len() {
@@ -57,7 +58,7 @@ fn compress(clause: Vec<Lit>) -> Vec<Lit> {
                     let Ok(sub) = std::str::from_utf8(&t[i..j]) else {
                         continue;
                     };
-                    if !seen.insert(sub.to_string()) {
+                    if !seen.insert(sub) {
                         continue;
                     }
                     let n = lits.iter().filter(|x| x.text.contains(sub)).count();

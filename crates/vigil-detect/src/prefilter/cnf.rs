@@ -172,9 +172,10 @@ fn key_lits(path: &crate::event::FieldPath) -> Vec<Lit> {
     // Keys of fields nearly every event has say nothing, nor do the keys on their way.
     let common_path = |upto: usize| {
         let prefix = segs[..upto].join(".").to_ascii_lowercase();
-        COMMON_PATHS
-            .iter()
-            .any(|c| *c == prefix || c.starts_with(&format!("{prefix}.")))
+        COMMON_PATHS.iter().any(|c| {
+            c.strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        })
     };
     let mut out = Vec::new();
     for (i, seg) in segs.iter().enumerate() {

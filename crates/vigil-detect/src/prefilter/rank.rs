@@ -173,9 +173,11 @@ fn useful(c: &[Lit]) -> bool {
 
 pub(super) fn sort_clauses(cnf: &mut Cnf) {
     cnf.retain(|c| useful(c));
-    cnf.sort_by(|a, b| {
-        clause_weight(a)
-            .total_cmp(&clause_weight(b))
-            .then(a.len().cmp(&b.len()))
-    });
+    // Each clause weighed once, not at every comparison (the same stable order).
+    let mut keyed: Vec<(f64, Vec<Lit>)> = std::mem::take(cnf)
+        .into_iter()
+        .map(|c| (clause_weight(&c), c))
+        .collect();
+    keyed.sort_by(|(wa, a), (wb, b)| wa.total_cmp(wb).then(a.len().cmp(&b.len())));
+    cnf.extend(keyed.into_iter().map(|(_, c)| c));
 }

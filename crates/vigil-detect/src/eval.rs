@@ -466,7 +466,7 @@ impl RuleSet {
                     continue;
                 }
                 if let Some(s) = &scan {
-                    if !s.may_match(&cr.required) {
+                    if !s.may_match_at(pos, &cr.required) {
                         continue;
                     }
                 }

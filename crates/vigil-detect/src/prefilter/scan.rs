@@ -55,6 +55,9 @@ pub(crate) struct Scan<'r> {
     odd_numbers: std::cell::OnceCell<bool>,
     /// The event parsed down to what the rules it may match read.
     pruned: std::cell::OnceCell<Option<serde_json::Value>>,
+    /// The rule positions [`Scan::may_match`] is true for, once [`Scan::tree`] has asked for
+    /// every candidate: the rule loop then reads its answer instead of asking again.
+    holding: std::cell::OnceCell<Vec<u64>>,
 }
 
 impl Drop for Scan<'_> {
@@ -143,6 +146,7 @@ impl Prefilter {
             raw,
             odd_numbers: std::cell::OnceCell::new(),
             pruned: std::cell::OnceCell::new(),
+            holding: std::cell::OnceCell::new(),
         }
     }
 
@@ -213,15 +217,18 @@ impl<'r> Scan<'r> {
         };
         key[0] = self.pf.id;
         let (corr, set) = key[1..].split_first_mut().expect("a word for correlations");
+        let mut holding = vec![0u64; words];
         for i in self.candidates() {
             let r = &rules[i];
-            if (!r.whole || r.feeds) && self.may_match(&r.required) {
+            if self.may_match(&r.required) {
+                holding[i / 64] |= 1 << (i % 64);
                 if !r.whole {
                     set[i / 64] |= 1 << (i % 64);
                 }
                 *corr |= u64::from(r.feeds);
             }
         }
+        let _ = self.holding.set(holding);
         let key = &*key;
         TREES.with(|c| {
             let mut c = c.borrow_mut();
@@ -294,6 +301,15 @@ impl<'r> Scan<'r> {
     /// Whether the rule at this position needs the whole document (see [`Scan::doc`]).
     pub(crate) fn needs_whole(&self, pos: usize) -> bool {
         self.pf.rules.get(pos).is_none_or(|r| r.whole)
+    }
+
+    /// [`Scan::may_match`] for the rule at position `pos`, whose clauses are `required`.
+    #[inline]
+    pub(crate) fn may_match_at(&self, pos: usize, required: &[Clause]) -> bool {
+        match self.holding.get() {
+            Some(h) => h[pos / 64] & (1 << (pos % 64)) != 0,
+            None => self.may_match(required),
+        }
     }
 
     /// False when the rule provably cannot match the event.

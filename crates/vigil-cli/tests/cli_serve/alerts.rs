@@ -14,7 +14,7 @@ use crate::events::{event, event_list, post, stored, webhook_client};
 use crate::server::{free_port, start_webhook};
 
 /// A tiny HTTP receiver for the webhook sink: every body, by path.
-fn receiver(port: u16) -> Arc<Mutex<Vec<(String, String)>>> {
+fn receiver(port: u16) -> Received {
     let got = Arc::new(Mutex::new(Vec::new()));
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let g = got.clone();
@@ -96,14 +96,7 @@ fn sinks_retry_while_down_suppression_sighup_and_silent_source() {
     server.spawn();
     let got = receiver(hook);
     let deadline = Instant::now() + Duration::from_secs(30);
-    let hook_bodies = |got: &Arc<Mutex<Vec<(String, String)>>>| -> Vec<Value> {
-        got.lock()
-            .unwrap()
-            .iter()
-            .filter(|(p, _)| p == "/hook")
-            .map(|(_, b)| serde_json::from_str(b).unwrap())
-            .collect()
-    };
+    let hook_bodies = |got: &Received| bodies(got, "/hook");
     while Instant::now() < deadline {
         let b = hook_bodies(&got);
         if b.iter().any(|v| v["rule"]["id"] == "test-cm-list")
@@ -136,14 +129,7 @@ fn sinks_retry_while_down_suppression_sighup_and_silent_source() {
     e["user"]["username"] = json!("reloaded");
     assert_eq!(post(&mut client, &event_list(vec![e])).unwrap().0, 200);
     let deadline = Instant::now() + Duration::from_secs(20);
-    let slack = |got: &Arc<Mutex<Vec<(String, String)>>>| -> Vec<Value> {
-        got.lock()
-            .unwrap()
-            .iter()
-            .filter(|(p, _)| p == "/slack")
-            .map(|(_, b)| serde_json::from_str(b).unwrap())
-            .collect()
-    };
+    let slack = |got: &Received| bodies(got, "/slack");
     while slack(&got).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -221,4 +207,17 @@ fn correlation_state_survives_kill9() {
             .count(),
         1
     );
+}
+
+/// What a receiver got: (path, body) per request.
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
+/// The JSON bodies a receiver got at `path`.
+fn bodies(got: &Received, path: &str) -> Vec<Value> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == path)
+        .map(|(_, b)| serde_json::from_str(b).unwrap())
+        .collect()
 }

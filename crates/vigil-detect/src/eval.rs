@@ -164,7 +164,8 @@ impl Item {
     }
 
     /// The first event value that satisfies the item, for alert output.
-    pub(crate) fn witness(&self, doc: &Value) -> Option<(String, Value)> {
+    pub(crate) fn witness(&self, cx: &Cx) -> Option<(String, Value)> {
+        let doc = cx.doc;
         if self.negate || self.exists == Some(false) {
             return None;
         }
@@ -183,15 +184,14 @@ impl Item {
         }
         let mut found = None;
         let any = self.exists == Some(true);
-        self.paths.iter().any(|p| {
-            p.any(doc, &mut |v| {
-                if any || self.matchers.iter().any(|m| m.matches(v, doc)) {
-                    found = Some(v.clone());
-                    true
-                } else {
-                    false
-                }
-            })
+        // The values the evaluation resolved (cached per event), in the same order.
+        self.values(cx, &mut |v| {
+            if any || self.matchers.iter().any(|m| m.matches(v, doc)) {
+                found = Some(v.clone());
+                true
+            } else {
+                false
+            }
         });
         match found {
             Some(v) => Some((self.field.clone(), v)),
@@ -213,10 +213,9 @@ impl SelNode {
     }
 
     fn witnesses(&self, cx: &Cx, out: &mut Vec<(String, Value)>) {
-        let doc = cx.doc;
         match self {
             SelNode::Item(i) => {
-                if let Some(w) = i.witness(doc) {
+                if let Some(w) = i.witness(cx) {
                     if !out.contains(&w) {
                         out.push(w);
                     }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::text;
+use common::{text, EXAMPLE, SCENARIO};
 use std::process::{Command, Output};
 
 fn vigil(args: &[&str]) -> Output {
@@ -19,8 +19,6 @@ fn alerts(out: &Output) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
         .collect()
 }
-
-const EXAMPLE: &str = "../../examples/k8s-audit.jsonl";
 
 #[test]
 fn the_example_attack_chain_is_detected_and_nothing_else() {
@@ -219,12 +217,7 @@ fn any_number_of_threads_gives_the_same_output() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     std::fs::write(&generated, &out.stdout).unwrap();
     let generated = generated.to_str().unwrap();
-    let scenario = [
-        "../../examples/scenario/auth.log",
-        "../../examples/scenario/audit.log",
-        "../../examples/scenario/conn.log",
-        "../../examples/scenario/k8s-audit.jsonl",
-    ];
+    let scenario = SCENARIO;
     let mut cases: Vec<Vec<&str>> = vec![vec![EXAMPLE], vec![generated], scenario.to_vec()];
     cases.extend(scenario.iter().map(|f| vec![*f]));
     cases.push(vec!["--format", "table", EXAMPLE]);

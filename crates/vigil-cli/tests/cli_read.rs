@@ -2,9 +2,7 @@
 
 mod common;
 
-use common::{text, vigil};
-
-const EXAMPLE: &str = "../../examples/k8s-audit.jsonl";
+use common::{text, vigil, EXAMPLE, SCENARIO};
 
 /// Input files are memory-mapped unless `--no-mmap` says otherwise; both ways read the same
 /// records: the same alerts, rejections and summary, on one thread or several.
@@ -39,12 +37,7 @@ fn mapped_and_read_inputs_give_the_same_output() {
     let edge_path = dir.path().join("edge.jsonl");
     std::fs::write(&edge_path, &edge).unwrap();
     let edge_path = edge_path.to_str().unwrap();
-    let scenario = [
-        "../../examples/scenario/auth.log",
-        "../../examples/scenario/audit.log",
-        "../../examples/scenario/conn.log",
-        "../../examples/scenario/k8s-audit.jsonl",
-    ];
+    let scenario = SCENARIO;
     let cases: Vec<Vec<&str>> = vec![
         vec![EXAMPLE],
         vec![edge_path],

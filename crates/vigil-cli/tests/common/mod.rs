@@ -5,6 +5,18 @@
 
 use std::process::{Command, Output};
 
+/// The recorded audit log shipped in the repo (paths are relative to the crate's folder, where
+/// [`vigil`] runs).
+pub const EXAMPLE: &str = "../../examples/k8s-audit.jsonl";
+
+/// The committed multi-source scenario's four logs.
+pub const SCENARIO: [&str; 4] = [
+    "../../examples/scenario/auth.log",
+    "../../examples/scenario/audit.log",
+    "../../examples/scenario/conn.log",
+    "../../examples/scenario/k8s-audit.jsonl",
+];
+
 pub fn vigil(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(args)

@@ -1,7 +1,8 @@
 //! Untrusted input: raw audit log lines, through everything `vigil detect` does before a rule
 //! sees a field: the escape and Unicode checks, the anchor search, key-scoped literals, the
-//! plain-JSON scanner and its serde fallback. The built-in pack must give the same matches on
-//! the raw text (prefilter and pruned parse) as on the whole document without the prefilter.
+//! plain-JSON scanner (capturing values, or building a document) and its serde fallback. The
+//! built-in pack must give the same matches on the raw text (prefilter and pruned parse) as on
+//! the whole document without the prefilter.
 #![no_main]
 use std::sync::OnceLock;
 

@@ -5,6 +5,7 @@ use serde_json::Value;
 use crate::compile::{CompiledRule, Cond, Item, RuleSet, SelNode};
 use crate::correlation::{CorrelationAlert, CorrelationState};
 use crate::event::{visit_leaves, Event};
+use crate::prefilter::Reading;
 use crate::value::Matcher;
 
 /// A detection rule that matched an event.
@@ -31,21 +32,38 @@ enum Slot<'v> {
 const CACHE_SLOTS: usize = 256;
 
 /// One event under evaluation: its document and the values of the dataset's interned field
-/// paths, resolved at most once per event. (The cache is a vector sized to the dataset's
-/// paths: a fixed array of every possible slot cost more to clear and move than to allocate.)
+/// paths, resolved at most once per event, or those values captured while parsing (see
+/// [`crate::prefilter::Reading`]). (The cache is a vector sized to the dataset's paths: a
+/// fixed array of every possible slot cost more to clear and move than to allocate.)
 pub(crate) struct Cx<'v> {
+    /// With captured values, an empty document: rules given captured values read nothing
+    /// else (no keywords, no field references).
     pub doc: &'v Value,
+    captured: Option<&'v crate::prefilter::Captured>,
     slots: std::cell::RefCell<Vec<Slot<'v>>>,
     /// Whether the root object has a key containing a dot (ECS-style flat keys).
     root_dotted: std::cell::OnceCell<bool>,
 }
+
+static NO_DOC: Value = Value::Null;
 
 impl<'v> Cx<'v> {
     /// `paths`: how many interned paths the dataset has (the cache grows past it if needed).
     pub(crate) fn new(doc: &'v Value, paths: usize) -> Self {
         Cx {
             doc,
+            captured: None,
             slots: std::cell::RefCell::new(vec![Slot::Unknown; paths.min(CACHE_SLOTS)]),
+            root_dotted: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Over values captured by slot (no cache: they are at hand).
+    pub(crate) fn captured(captured: &'v crate::prefilter::Captured) -> Self {
+        Cx {
+            doc: &NO_DOC,
+            captured: Some(captured),
+            slots: std::cell::RefCell::new(Vec::new()),
             root_dotted: std::cell::OnceCell::new(),
         }
     }
@@ -59,6 +77,13 @@ impl<'v> Cx<'v> {
     }
 
     fn slot(&self, id: u32, p: &crate::event::FieldPath) -> Slot<'v> {
+        if let Some(c) = self.captured {
+            return match c.values(id) {
+                [] => Slot::Zero,
+                [v] => Slot::One(v),
+                _ => Slot::Many,
+            };
+        }
         let id = id as usize;
         if id >= CACHE_SLOTS {
             return Slot::Many;
@@ -86,9 +111,7 @@ impl<'v> Cx<'v> {
         self.slots.borrow_mut()[id] = s;
         s
     }
-}
 
-impl<'v> Cx<'v> {
     /// Calls `f` with every value of an interned path (cached).
     pub(crate) fn values_of(
         &self,
@@ -99,7 +122,10 @@ impl<'v> Cx<'v> {
         match self.slot(id, p) {
             Slot::Zero => false,
             Slot::One(v) => f(v),
-            Slot::Many | Slot::Unknown => p.any_hinted(self.doc, self.dotted(), f),
+            Slot::Many | Slot::Unknown => match self.captured {
+                Some(c) => c.values(id).iter().any(f),
+                None => p.any_hinted(self.doc, self.dotted(), f),
+            },
         }
     }
 }
@@ -113,12 +139,7 @@ impl Item {
         }
         for (i, p) in self.paths.iter().enumerate() {
             let id = self.path_ids.get(i).copied().unwrap_or(u32::MAX);
-            let hit = match cx.slot(id, p) {
-                Slot::Zero => false,
-                Slot::One(v) => f(v),
-                Slot::Many | Slot::Unknown => p.any_hinted(cx.doc, cx.dotted(), f),
-            };
-            if hit {
+            if cx.values_of(id, p, f) {
                 return true;
             }
         }
@@ -329,13 +350,14 @@ impl RuleSet {
         self.run(ev, correlations && !self.correlations.is_empty(), out);
     }
 
-    /// [`RuleSet::matches`], also handing over the document the rules read when some rule
-    /// matched and it was the event's text parsed down to what the rules that may match read
-    /// (`None`: nothing matched, the event came parsed, or the whole document was parsed and
-    /// `ev` holds it). The document also holds the fields of [`RuleSet::keep_fields`], with
-    /// their values as in the whole document; and, when some match feeds a correlation, what
-    /// correlations read (as [`RuleSet::correlation_doc`] does): it can be handed to
-    /// [`RuleSet::correlate`] in place of the whole document.
+    /// [`RuleSet::matches`], also handing over the document parsed from the event's text for
+    /// the rules, when some rule matched: it holds the fields of [`RuleSet::keep_fields`] and,
+    /// when some match feeds a correlation, what correlations read (as
+    /// [`RuleSet::correlation_doc`] does), with their values as in the whole document, so it
+    /// can be handed to [`RuleSet::correlate`] in place of the whole document. It holds the
+    /// fields the rules read only when their values could not be captured while parsing.
+    /// `None`: nothing matched, the event came parsed, the whole document was parsed (`ev`
+    /// holds it), or the values were captured and nothing else is kept.
     pub fn matches_doc(
         &self,
         ev: &Event,
@@ -470,11 +492,16 @@ impl RuleSet {
                     }
                 }
                 if cx.is_none() {
-                    // Parsed down to the fields the rules read (see `prefilter::Scan::doc`).
-                    match scan.as_ref().map_or_else(|| ev.doc(), |s| s.doc(ev)) {
-                        Some(doc) => cx = Some(Cx::new(doc, ds.paths)),
+                    // Parsed down to the fields the rules read (see `prefilter::Scan::read`).
+                    let read = match &scan {
+                        Some(s) => s.read(ev),
+                        None => ev.doc().map(Reading::Doc),
+                    };
+                    cx = Some(match read {
+                        Some(Reading::Doc(doc)) => Cx::new(doc, ds.paths),
+                        Some(Reading::Captured(c)) => Cx::captured(c),
                         None => return None,
-                    }
+                    });
                 }
                 let mut cx = cx.as_ref()?;
                 if scan.as_ref().is_some_and(|s| s.needs_whole(pos)) {

@@ -180,6 +180,17 @@ impl FieldPath {
         self.walk(root, 0, root_dotted, f)
     }
 
+    /// The values the path reaches from `v`, a value its lookup reached at segment `pos`
+    /// below the root (as [`FieldPath::any`] goes on from there).
+    pub(crate) fn walk_from<'v>(
+        &self,
+        v: &'v Value,
+        pos: usize,
+        f: &mut dyn FnMut(&'v Value) -> bool,
+    ) -> bool {
+        self.walk(v, pos, true, f)
+    }
+
     /// Whether the path reaches anything at all (a null counts; an empty array does not).
     #[cfg(test)]
     pub fn exists(&self, root: &Value) -> bool {

@@ -1,6 +1,6 @@
-//! The documents parsed down for callers: `RuleSet::matches_doc` (what the rules and the
-//! caller read, as the whole document has it, and what correlations read when a match feeds
-//! one; nothing when nothing matched) and `RuleSet::correlation_doc` (what correlations read:
+//! The documents parsed down for callers: `RuleSet::matches_doc` (what the caller keeps, as
+//! the whole document has it, and what correlations read when a match feeds one; nothing when
+//! nothing matched; the rules' own fields only when their values were not captured) and `RuleSet::correlation_doc` (what correlations read:
 //! they alert as on the whole document).
 
 use serde_json::json;
@@ -46,34 +46,56 @@ fn pruned_documents_keep_what_correlations_and_callers_read() {
     let mut out = Vec::new();
     let doc = set.matches_doc(&Event::from_raw("k8s.audit", raw), true, &mut out);
     assert_eq!(out.len(), 1);
-    // The rule's fields, and what the correlation it feeds reads (time, id, group-by).
+    // What the correlation it feeds reads (time, id, group-by). The rule's own fields are
+    // not there: their values were captured while parsing.
     assert_eq!(
         doc,
-        Some(json!({"verb":"create","objectRef":{"subresource":"exec"},
-            "auditID":"a1","user":{"username":"u"},"stageTimestamp":"2024-01-01T00:00:00Z"}))
+        Some(
+            json!({"auditID":"a1","user":{"username":"u"},"stageTimestamp":"2024-01-01T00:00:00Z"})
+        )
     );
-    // A rule that feeds no correlation: its fields only.
+    // A rule that feeds no correlation, and nothing kept: no document.
     let secret = raw
         .replace("\"create\"", "\"get\"")
         .replace("\"subresource\":\"exec\"", "\"resource\":\"secrets\"");
     out.clear();
     let doc = set.matches_doc(&Event::from_raw("k8s.audit", &secret), true, &mut out);
     assert_eq!(out.len(), 1);
-    assert_eq!(
-        doc,
-        Some(json!({"verb":"get","objectRef":{"resource":"secrets"}}))
-    );
+    assert_eq!(doc, None);
 
     set.keep_fields(&["auditID", "requestObject.big", "stageTimestamp"]);
+    out.clear();
+    let doc = set.matches_doc(&Event::from_raw("k8s.audit", &secret), true, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        doc,
+        Some(
+            json!({"auditID":"a1","stageTimestamp":"2024-01-01T00:00:00Z",
+            "requestObject":{"big":[1,2]}})
+        )
+    );
     out.clear();
     let doc = set.matches_doc(&Event::from_raw("k8s.audit", raw), true, &mut out);
     assert_eq!(
         doc,
         Some(
-            json!({"auditID":"a1","verb":"create","objectRef":{"subresource":"exec"},
-            "user":{"username":"u"},"stageTimestamp":"2024-01-01T00:00:00Z",
+            json!({"auditID":"a1","user":{"username":"u"},"stageTimestamp":"2024-01-01T00:00:00Z",
             "requestObject":{"big":[1,2]}})
         )
+    );
+
+    // A text the capture gives up on (a `\u` escape): parsed down to the rules' fields too.
+    let escaped = raw.replace("\"create\"", "\"cr\\u0065ate\"");
+    out.clear();
+    let doc = set.matches_doc(&Event::from_raw("k8s.audit", &escaped), true, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        doc.as_ref().and_then(|d| d.get("verb")),
+        Some(&json!("create"))
+    );
+    assert_eq!(
+        doc.as_ref().and_then(|d| d.get("auditID")),
+        Some(&json!("a1"))
     );
 
     out.clear();

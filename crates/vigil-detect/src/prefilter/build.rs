@@ -303,14 +303,17 @@ pub(crate) fn build(rules: &mut [CompiledRule]) -> Option<Prefilter> {
         .map(|r| {
             let mut paths = Vec::new();
             let mut keywords = false;
+            let mut slots = Some(Vec::new());
             for s in &r.selections {
                 collect_paths(&s.node, &mut paths, &mut keywords);
+                collect_slots(&s.node, &mut slots);
             }
             RuleReads {
                 required: r.required.clone(),
                 paths: paths.into_iter().cloned().collect(),
                 whole: keywords,
                 feeds: !r.feeds.is_empty(),
+                captured: slots,
             }
         })
         .collect();
@@ -400,5 +403,27 @@ pub(super) fn collect_paths<'a>(
         SelNode::And(xs) | SelNode::Or(xs) => {
             xs.iter().for_each(|x| collect_paths(x, out, keywords))
         }
+    }
+}
+
+/// The rule's field paths with their slots, when its values can be captured (see
+/// [`super::RuleReads::captured`]): every item's paths interned, no field references.
+fn collect_slots(n: &SelNode, out: &mut Option<Vec<(crate::event::FieldPath, u32)>>) {
+    let Some(list) = out else {
+        return;
+    };
+    match n {
+        SelNode::Item(i) => {
+            let refs = i
+                .matchers
+                .iter()
+                .any(|m| matches!(m, Matcher::FieldRef { .. }));
+            if refs || i.path_ids.len() != i.paths.len() {
+                *out = None;
+                return;
+            }
+            list.extend(i.paths.iter().cloned().zip(i.path_ids.iter().copied()));
+        }
+        SelNode::And(xs) | SelNode::Or(xs) => xs.iter().for_each(|x| collect_slots(x, out)),
     }
 }

@@ -19,6 +19,13 @@
 //!
 //! Most texts never reach serde: the scanner in `fast` answers for plain JSON (no `\u`
 //! escapes, integers only) and gives up on everything else, which the serde path then decides.
+//!
+//! Capturing instead of building: the scanner can also hand over the values of some paths
+//! directly, each path's in a slot ([`Tree::capture`], [`Captured`]), building a document
+//! only of the other (kept) paths. The rules then look nothing up: their values are at hand,
+//! and no map is built on the way to them. Same values, in the same order, as the lookup in
+//! the whole document: `fast::capture` says why, and gives up where it could differ (the
+//! caller then parses down to a document as above).
 
 use std::fmt;
 
@@ -26,96 +33,52 @@ use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess,
 use serde::Deserialize as _;
 use serde_json::{Map, Number, Value};
 
+#[cfg(test)]
 use crate::event::FieldPath;
 
 mod fast;
+mod tree;
+
+pub(crate) use tree::Tree;
 
 /// serde_json's marker key for raw values (its `raw_value` feature): [`Value`] parses the
 /// string after it as JSON.
 const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
-/// The keys to keep, as a graph: a node is the set of (path, segment) positions a lookup can be
-/// at; its children are the keys that move some position on.
-#[derive(Debug, Default)]
-pub(crate) struct Tree {
-    nodes: Vec<Node>,
+/// The values of captured paths, by slot (see [`Tree::capture`]).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Captured {
+    /// Sorted; `values[i]` is a value of the path of slot `slots[i]`.
+    slots: Vec<u32>,
+    values: Vec<Value>,
 }
 
-#[derive(Debug, Default)]
-struct Node {
-    /// Keep the whole value (some path ends here).
-    whole: bool,
-    /// Key -> child node, sorted by key length.
-    children: Vec<(Box<str>, u32)>,
-    /// For each key length, where its keys start in `children` (one more entry at the end).
-    by_len: Vec<u32>,
+impl Captured {
+    /// From (slot, value) pairs in document order: a slot's values keep that order.
+    fn new(mut pairs: Vec<(u32, Value)>) -> Captured {
+        pairs.sort_by_key(|&(s, _)| s);
+        let (slots, values) = pairs.into_iter().unzip();
+        Captured { slots, values }
+    }
+
+    /// The values the path of `slot` reaches, as [`FieldPath::any`] gives them in the whole
+    /// document (empty for a slot the tree does not capture).
+    #[inline]
+    pub(crate) fn values(&self, slot: u32) -> &[Value] {
+        let a = self.slots.partition_point(|&s| s < slot);
+        let n = self.slots[a..].iter().take_while(|&&s| s == slot).count();
+        &self.values[a..a + n]
+    }
 }
 
 impl Tree {
-    /// The tree for these paths (none: keep nothing).
-    pub(crate) fn new(paths: &[&FieldPath]) -> Tree {
-        let segs: Vec<Vec<&str>> = paths
-            .iter()
-            .map(|p| {
-                if p.text.is_empty() {
-                    vec![""]
-                } else {
-                    p.text.split('.').collect()
-                }
-            })
-            .collect();
-        let mut tree = Tree::default();
-        let mut ids: std::collections::HashMap<Vec<(usize, usize)>, u32> =
-            std::collections::HashMap::new();
-        let start: Vec<(usize, usize)> = (0..segs.len()).map(|p| (p, 0)).collect();
-        let mut queue = vec![start.clone()];
-        ids.insert(start, 0);
-        tree.nodes.push(Node::default());
-        while let Some(set) = queue.pop() {
-            let id = ids[&set] as usize;
-            let mut by_key: std::collections::BTreeMap<String, Vec<(usize, usize)>> =
-                Default::default();
-            for &(p, i) in &set {
-                let s = &segs[p];
-                if i == s.len() {
-                    tree.nodes[id].whole = true;
-                    continue;
-                }
-                for j in i..s.len() {
-                    by_key
-                        .entry(s[i..=j].join("."))
-                        .or_default()
-                        .push((p, j + 1));
-                }
-            }
-            if tree.nodes[id].whole {
-                // Everything below is kept anyway.
-                continue;
-            }
-            for (key, mut next) in by_key {
-                next.sort_unstable();
-                next.dedup();
-                let child = match ids.get(&next) {
-                    Some(&c) => c,
-                    None => {
-                        let c = tree.nodes.len() as u32;
-                        tree.nodes.push(Node::default());
-                        ids.insert(next.clone(), c);
-                        queue.push(next);
-                        c
-                    }
-                };
-                tree.nodes[id].children.push((key.into_boxed_str(), child));
-            }
-        }
-        for n in &mut tree.nodes {
-            n.children.sort_by_key(|(k, _)| k.len());
-            let max = n.children.last().map_or(0, |(k, _)| k.len());
-            n.by_len = (0..=max + 1)
-                .map(|len| n.children.partition_point(|(k, _)| k.len() < len) as u32)
-                .collect();
-        }
-        tree
+    /// Parses `raw` capturing the values of the tree's captured paths and building a document
+    /// of its kept paths (`None` when none is kept). `None` when the text is not a JSON
+    /// object or the fast scanner cannot be sure (see `fast`); the caller then parses with a
+    /// tree that keeps every path.
+    pub(crate) fn capture(&self, raw: &str) -> Option<(Option<Value>, Captured)> {
+        let (doc, pairs) = fast::capture(self, raw).ok()?;
+        Some((doc, Captured::new(pairs)))
     }
 
     /// Parses `raw` keeping what the paths reach; `None` when the text is not a JSON object or
@@ -138,20 +101,6 @@ impl Tree {
         .ok()?;
         de.end().ok()?;
         v.is_object().then_some(v)
-    }
-}
-
-impl Node {
-    fn child(&self, key: &str) -> Option<u32> {
-        let n = key.len();
-        if n + 1 >= self.by_len.len() {
-            return None;
-        }
-        let (a, b) = (self.by_len[n] as usize, self.by_len[n + 1] as usize);
-        self.children[a..b]
-            .iter()
-            .find(|(k, _)| super::same_bytes(k.as_bytes(), key.as_bytes()))
-            .map(|&(_, c)| c)
     }
 }
 
@@ -224,7 +173,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
             }
             first = false;
             match node.child(&key) {
-                Some(c) => {
+                Some((_, c)) => {
                     let v = map.next_value_seed(Seed { node: c, ..self })?;
                     out.insert(key.into_owned(), v);
                 }
@@ -440,6 +389,117 @@ mod props {
                 }
             }
         }
+
+        /// Captured paths get the values the whole document gives them, in its order, and
+        /// kept paths answer in the built document as in the whole one; texts the whole
+        /// parse refuses are never captured.
+        #[test]
+        fn captured_values_are_the_whole_documents(
+            raw in json(),
+            captured in prop::collection::vec(
+                prop::sample::select(vec!["a", "b", "a.b", "a.b.c", "b.c", "c", "a.c", "x"]),
+                1..4,
+            ),
+            kept in prop::collection::vec(
+                prop::sample::select(vec!["a", "b.c", "a.b", "c"]),
+                0..2,
+            ),
+        ) {
+            let raw = format!("{{\"a\":{raw},\"b\":{raw}}}");
+            let cs: Vec<FieldPath> = captured.iter().map(|p| FieldPath::new(p)).collect();
+            let ks: Vec<FieldPath> = kept.iter().map(|p| FieldPath::new(p)).collect();
+            let slots: Vec<(&FieldPath, u32)> =
+                cs.iter().enumerate().map(|(i, p)| (p, i as u32)).collect();
+            let tree = Tree::with_captures(&ks.iter().collect::<Vec<_>>(), &slots);
+            let whole = serde_json::from_str::<Value>(&raw).ok().filter(Value::is_object);
+            if let Some((doc, cap)) = tree.capture(&raw) {
+                let w = whole.expect("captured a text the whole parse refuses");
+                for (i, path) in cs.iter().enumerate() {
+                    let first = cs.iter().position(|p| p.text == path.text).unwrap() as u32;
+                    prop_assert_eq!(
+                        values(path, &w),
+                        cap.values(first).to_vec(),
+                        "{} {}", path.text, raw
+                    );
+                    let _ = i;
+                }
+                let doc = doc.unwrap_or_else(|| Value::Object(Map::new()));
+                for path in &ks {
+                    prop_assert_eq!(values(path, &w), values(path, &doc), "{} {}", path.text, raw);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod capture_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn capture(
+        raw: &str,
+        keep: &[&str],
+        paths: &[&str],
+    ) -> Option<(Option<Value>, Vec<Vec<Value>>)> {
+        let ks: Vec<FieldPath> = keep.iter().map(|p| FieldPath::new(p)).collect();
+        let cs: Vec<FieldPath> = paths.iter().map(|p| FieldPath::new(p)).collect();
+        let slots: Vec<(&FieldPath, u32)> =
+            cs.iter().enumerate().map(|(i, p)| (p, i as u32)).collect();
+        let tree = Tree::with_captures(&ks.iter().collect::<Vec<_>>(), &slots);
+        let (doc, cap) = tree.capture(raw)?;
+        Some((
+            doc,
+            (0..paths.len() as u32)
+                .map(|s| cap.values(s).to_vec())
+                .collect(),
+        ))
+    }
+
+    #[test]
+    fn audit_events_are_captured() {
+        let raw = r#"{"auditID":"a1","verb":"create","user":{"username":"u","groups":["g1","g2"]},
+            "objectRef":{"resource":"pods"},"requestObject":{"spec":{"containers":[
+            {"image":"x","securityContext":{"privileged":true}},{"image":"y"}]}},
+            "annotations":{"authorization.k8s.io/decision":"allow"}}"#;
+        let (doc, vals) = capture(
+            raw,
+            &["auditID"],
+            &[
+                "verb",
+                "user.groups",
+                "requestObject.spec.containers.image",
+                "requestObject.spec.containers.securityContext.privileged",
+                "annotations.authorization.k8s.io/decision",
+                "objectRef.subresource",
+                "user",
+                "user.username",
+            ],
+        )
+        .expect("captured");
+        assert_eq!(doc, Some(json!({"auditID": "a1"})));
+        assert_eq!(vals[0], vec![json!("create")]);
+        assert_eq!(vals[1], vec![json!("g1"), json!("g2")]);
+        assert_eq!(vals[2], vec![json!("x"), json!("y")]);
+        assert_eq!(vals[3], vec![json!(true)]);
+        assert_eq!(vals[4], vec![json!("allow")]);
+        assert!(vals[5].is_empty());
+        assert_eq!(vals[6], vec![json!({"username":"u","groups":["g1","g2"]})]);
+        assert_eq!(vals[7], vec![json!("u")]);
+    }
+
+    #[test]
+    fn gives_up_where_the_lookup_would_choose() {
+        // Nested and joined keys for one path, and a duplicate key.
+        assert!(capture(r#"{"a":{"b":1},"a.b":2}"#, &[], &["a.b"]).is_none());
+        assert!(capture(r#"{"a":1,"a":2}"#, &[], &["a"]).is_none());
+        // A duplicate key no captured path goes through is the built document's business.
+        assert!(capture(r#"{"k":1,"k":2,"a":3}"#, &["k"], &["a"]).is_some());
+        // One route only: captured.
+        assert_eq!(
+            capture(r#"{"a.b":2,"c":1}"#, &[], &["a.b"]).unwrap().1,
+            vec![vec![json!(2)]]
+        );
     }
 }
 

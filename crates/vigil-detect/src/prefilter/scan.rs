@@ -19,6 +19,45 @@ struct TreeCache {
     last: Option<(Box<[u64]>, std::rc::Rc<pruned::Tree>)>,
 }
 
+/// The flag of a tree key's second word for trees that capture the rules' values.
+const CAPTURE: u64 = 2;
+
+/// A pruning tree's key: the prefilter's id, flags (correlation reads kept, [`CAPTURE`]),
+/// then the rule set's bit words; on the stack for up to four words of rules.
+enum TreeKey {
+    Small([u64; 6], usize),
+    Big(Vec<u64>),
+}
+
+impl TreeKey {
+    fn new(len: usize) -> TreeKey {
+        if len <= 6 {
+            TreeKey::Small([0; 6], len)
+        } else {
+            TreeKey::Big(vec![0; len])
+        }
+    }
+}
+
+impl std::ops::Deref for TreeKey {
+    type Target = [u64];
+    fn deref(&self) -> &[u64] {
+        match self {
+            TreeKey::Small(a, n) => &a[..*n],
+            TreeKey::Big(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for TreeKey {
+    fn deref_mut(&mut self) -> &mut [u64] {
+        match self {
+            TreeKey::Small(a, n) => &mut a[..*n],
+            TreeKey::Big(v) => v,
+        }
+    }
+}
+
 thread_local! {
     static TREES: std::cell::RefCell<TreeCache> = std::cell::RefCell::new(TreeCache::default());
 }
@@ -44,6 +83,21 @@ thread_local! {
     static BUFFERS: std::cell::Cell<Option<Box<Buffers>>> = const { std::cell::Cell::new(None) };
 }
 
+/// An event's text parsed for the rules it may match.
+enum Parsed {
+    /// Parsed down to the fields the rules read (and the kept ones, see [`Prefilter::keep`]).
+    Doc(serde_json::Value),
+    /// The values of the rules' fields, captured by slot; and the document of the kept
+    /// fields, if any are kept.
+    Captured(Option<serde_json::Value>, pruned::Captured),
+}
+
+/// What the rules read of an event (see [`Scan::read`]).
+pub(crate) enum Reading<'s> {
+    Doc(&'s serde_json::Value),
+    Captured(&'s pruned::Captured),
+}
+
 pub(crate) struct Scan<'r> {
     pf: &'r Prefilter,
     /// Rule positions whose first clause holds (see [`Clause::gate`]), out of `buf`.
@@ -54,7 +108,7 @@ pub(crate) struct Scan<'r> {
     raw: &'r str,
     odd_numbers: std::cell::OnceCell<bool>,
     /// The event parsed down to what the rules it may match read.
-    pruned: std::cell::OnceCell<Option<serde_json::Value>>,
+    pruned: std::cell::OnceCell<Option<Parsed>>,
     /// The rule positions [`Scan::may_match`] is true for, once [`Scan::tree`] has asked for
     /// every candidate: the rule loop then reads its answer instead of asking again.
     holding: std::cell::OnceCell<Vec<u64>>,
@@ -181,55 +235,78 @@ impl Prefilter {
 }
 
 impl<'r> Scan<'r> {
-    /// The document to evaluate rules on: the event's own when it is parsed already, else the
-    /// raw text parsed down to the fields read by the rules the prefilter lets through (see
-    /// [`pruned`]), else (the pruned parse cannot tell) the whole document. `None`: the text is
-    /// not a JSON object.
-    pub(crate) fn doc<'s>(&'s self, ev: &'s crate::Event<'_>) -> Option<&'s serde_json::Value> {
+    /// What to evaluate rules on: the event's own document when it is parsed already; else,
+    /// from the raw text, the values of the fields read by the rules the prefilter lets
+    /// through, captured by slot (when all of them allow it: see `RuleReads::captured`),
+    /// or the text parsed down to those fields (see [`pruned`]); else (neither can tell) the
+    /// whole document. `None`: the text is not a JSON object.
+    pub(crate) fn read<'s>(&'s self, ev: &'s crate::Event<'_>) -> Option<Reading<'s>> {
         if ev.is_parsed() || ev.raw().map(str::as_ptr) != Some(self.raw.as_ptr()) {
-            return ev.doc();
+            return ev.doc().map(Reading::Doc);
         }
-        match self.pruned.get_or_init(|| self.tree().parse(self.raw)) {
-            Some(v) => Some(v),
-            None => ev.doc(),
+        match self.pruned.get_or_init(|| self.parse()) {
+            Some(Parsed::Doc(v)) => Some(Reading::Doc(v)),
+            Some(Parsed::Captured(_, c)) => Some(Reading::Captured(c)),
+            None => ev.doc().map(Reading::Doc),
         }
     }
 
-    /// The pruned document, if the event was parsed down (see [`Scan::doc`]).
+    fn parse(&self) -> Option<Parsed> {
+        let (mut key, capture) = self.tree_key();
+        if capture {
+            if let Some((doc, values)) = self.tree(&key).capture(self.raw) {
+                return Some(Parsed::Captured(doc, values));
+            }
+            // The capture gave up: parse down to every field instead.
+            key[1] &= !CAPTURE;
+        }
+        self.tree(&key).parse(self.raw).map(Parsed::Doc)
+    }
+
+    /// The document handed to the caller (see [`crate::RuleSet::matches_doc`]), if the event
+    /// was parsed down: to the rules' and the kept fields, or (values captured) to the kept
+    /// fields only.
     pub(crate) fn take_pruned(&mut self) -> Option<serde_json::Value> {
-        self.pruned.take().flatten()
+        match self.pruned.take().flatten()? {
+            Parsed::Doc(v) => Some(v),
+            Parsed::Captured(doc, _) => doc,
+        }
     }
 
-    /// The pruning tree for the rules this event may match (cached per thread). When one of
-    /// them feeds a correlation (whether it reads the pruned or the whole document), the tree
-    /// keeps what correlations read too, so that a match's pruned document serves them.
-    fn tree(&self) -> std::rc::Rc<pruned::Tree> {
+    /// The key of the pruning tree for the rules this event may match (see [`Scan::tree`]),
+    /// and whether their values can be captured. Records which rules may match
+    /// ([`Scan::holding`]).
+    fn tree_key(&self) -> (TreeKey, bool) {
         let rules = &self.pf.rules;
         let words = rules.len().div_ceil(64);
-        // The prefilter's id, whether correlation reads are kept, then the rule set.
-        let mut small = [0u64; 6];
-        let mut big = Vec::new();
-        let key: &mut [u64] = if words + 2 <= small.len() {
-            &mut small[..words + 2]
-        } else {
-            big.resize(words + 2, 0);
-            &mut big
-        };
+        let mut key = TreeKey::new(words + 2);
         key[0] = self.pf.id;
-        let (corr, set) = key[1..].split_first_mut().expect("a word for correlations");
         let mut holding = vec![0u64; words];
+        let mut capture = true;
+        let mut corr = false;
         for i in self.candidates() {
             let r = &rules[i];
             if self.may_match(&r.required) {
                 holding[i / 64] |= 1 << (i % 64);
                 if !r.whole {
-                    set[i / 64] |= 1 << (i % 64);
+                    key[2 + i / 64] |= 1 << (i % 64);
+                    capture &= r.captured.is_some();
                 }
-                *corr |= u64::from(r.feeds);
+                corr |= r.feeds;
             }
         }
+        key[1] = u64::from(corr) | if capture { CAPTURE } else { 0 };
         let _ = self.holding.set(holding);
-        let key = &*key;
+        (key, capture)
+    }
+
+    /// The pruning tree for a key of [`Scan::tree_key`] (cached per thread): it keeps what
+    /// the rules in the key's set read (or captures it, with [`CAPTURE`]), what the caller
+    /// keeps, and, when one of the rules feeds a correlation (whether it reads the pruned or
+    /// the whole document), what correlations read, so that a match's pruned document serves
+    /// them.
+    fn tree(&self, key: &[u64]) -> std::rc::Rc<pruned::Tree> {
+        let rules = &self.pf.rules;
         TREES.with(|c| {
             let mut c = c.borrow_mut();
             if let Some((k, t)) = &c.last {
@@ -244,20 +321,31 @@ impl<'r> Scan<'r> {
                         c.trees.clear();
                     }
                     let set = &key[2..];
-                    let corr: &[crate::event::FieldPath] = if key[1] != 0 {
+                    let corr: &[crate::event::FieldPath] = if key[1] & 1 != 0 {
                         &self.pf.corr_paths
                     } else {
                         &[]
                     };
-                    let paths: Vec<&crate::event::FieldPath> = rules
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| set[i / 64] & (1 << (i % 64)) != 0)
-                        .flat_map(|(_, r)| r.paths.iter())
-                        .chain(&self.pf.keep)
-                        .chain(corr)
-                        .collect();
-                    let t = std::rc::Rc::new(pruned::Tree::new(&paths));
+                    let chosen = || {
+                        rules
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| set[i / 64] & (1 << (i % 64)) != 0)
+                            .map(|(_, r)| r)
+                    };
+                    let kept = self.pf.keep.iter().chain(corr);
+                    let t = if key[1] & CAPTURE != 0 {
+                        let captured: Vec<(&crate::event::FieldPath, u32)> = chosen()
+                            .flat_map(|r| r.captured.iter().flatten())
+                            .map(|(p, s)| (p, *s))
+                            .collect();
+                        pruned::Tree::with_captures(&kept.collect::<Vec<_>>(), &captured)
+                    } else {
+                        let paths: Vec<&crate::event::FieldPath> =
+                            chosen().flat_map(|r| r.paths.iter()).chain(kept).collect();
+                        pruned::Tree::new(&paths)
+                    };
+                    let t = std::rc::Rc::new(t);
                     c.trees.insert(key.into(), t.clone());
                     t
                 }

@@ -12,7 +12,11 @@
 
 use serde_json::{Map, Number, Value};
 
+use super::tree::{self, Node};
 use super::{Tree, RAW_VALUE_TOKEN};
+
+/// Captured values with their slots, in document order.
+pub(super) type Slotted = Vec<(u32, Value)>;
 
 /// The scanner cannot tell: let serde_json decide.
 #[derive(Debug)]
@@ -26,12 +30,26 @@ const MAX_DEPTH: u32 = 100;
 /// `raw` parsed down to what `tree` keeps, when the scanner can be sure of the answer; the
 /// root must be an object.
 pub(super) fn parse(tree: &Tree, raw: &str) -> R<Value> {
+    let (doc, _) = capture(tree, raw)?;
+    Ok(doc.unwrap_or_else(|| Value::Object(Map::new())))
+}
+
+/// `raw` parsed down to what `tree` keeps (`None`: it keeps nothing), and the values of its
+/// captured paths by slot, in document order.
+///
+/// Captured values are those [`crate::event::FieldPath::any`] finds in the whole document, in
+/// its order, because the scanner gives up wherever they might not be: in an object, a path
+/// reached through two keys (nested and joined, or the same key twice) would take the values
+/// of the one the lookup prefers; reached through one key, they are that key's values, and
+/// arrays give theirs element by element, as the lookup does.
+pub(super) fn capture(tree: &Tree, raw: &str) -> R<(Option<Value>, Slotted)> {
     let mut p = Scanner {
         s: raw,
         b: raw.as_bytes(),
         i: 0,
         tree,
         depth: 0,
+        captured: Vec::new(),
     };
     p.ws();
     if p.peek() != Some(b'{') {
@@ -42,7 +60,7 @@ pub(super) fn parse(tree: &Tree, raw: &str) -> R<Value> {
     if p.i != p.b.len() {
         return Err(Bail);
     }
-    Ok(v)
+    Ok((v, p.captured))
 }
 
 struct Scanner<'a> {
@@ -51,6 +69,8 @@ struct Scanner<'a> {
     i: usize,
     tree: &'a Tree,
     depth: u32,
+    /// (slot, value) of captured paths, in document order.
+    captured: Slotted,
 }
 
 /// Bytes that end a run of plain string content.
@@ -241,19 +261,24 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// The value at this node of the tree: pruned objects, arrays read at the same node.
+    /// The value at this node of the tree: pruned objects, arrays read at the same node;
+    /// `None` where the node is not part of the built document. Captures on the way.
     /// (Kept apart from [`Scanner::whole`], which walks the same way: one function for both,
     /// told by an `Option` node, made the built-in pack's engine 5-7% slower.)
-    fn pruned(&mut self, node: u32) -> R<Value> {
-        let n = &self.tree.nodes[node as usize];
+    fn pruned(&mut self, node: u32) -> R<Option<Value>> {
+        let tree = self.tree;
+        let n = &tree.nodes[node as usize];
         if n.whole {
-            return self.whole();
+            let v = self.whole()?;
+            return Ok(self.keep(n, v));
         }
         match self.peek() {
             Some(b'{') => {
                 self.i += 1;
                 self.enter()?;
-                let mut out = Map::new();
+                let mut out = n.builds.then(Map::new);
+                // The children found so far that lead to captured paths (see `Node::clash`).
+                let mut seen = 0u128;
                 self.ws();
                 if self.peek() == Some(b'}') {
                     self.i += 1;
@@ -261,9 +286,19 @@ impl<'a> Scanner<'a> {
                     loop {
                         let k = self.key()?;
                         match n.child(k) {
-                            Some(c) => {
+                            Some((ci, c)) => {
+                                let clash = n.clash[ci];
+                                if clash != 0 {
+                                    let bit = n.bit[ci];
+                                    if bit == tree::NO_BIT || seen & clash != 0 {
+                                        return Err(Bail);
+                                    }
+                                    seen |= 1 << bit;
+                                }
                                 let v = self.pruned(c)?;
-                                out.insert(k.to_string(), v);
+                                if let (Some(out), Some(v)) = (&mut out, v) {
+                                    out.insert(k.to_string(), v);
+                                }
                             }
                             None => self.skip()?,
                         }
@@ -273,27 +308,57 @@ impl<'a> Scanner<'a> {
                     }
                 }
                 self.depth -= 1;
-                Ok(Value::Object(out))
+                Ok(out.map(Value::Object))
             }
             Some(b'[') => {
                 self.i += 1;
                 self.enter()?;
-                let mut out = Vec::new();
+                let mut out = n.builds.then(Vec::new);
                 self.ws();
                 if self.peek() == Some(b']') {
                     self.i += 1;
                 } else {
                     loop {
-                        out.push(self.pruned(node)?);
+                        let v = self.pruned(node)?;
+                        if let (Some(out), Some(v)) = (&mut out, v) {
+                            out.push(v);
+                        }
                         if self.more(b']')? {
                             break;
                         }
                     }
                 }
                 self.depth -= 1;
-                Ok(Value::Array(out))
+                Ok(out.map(Value::Array))
             }
-            _ => self.whole(),
+            _ if n.builds => self.whole().map(Some),
+            _ => self.skip().map(|_| None),
+        }
+    }
+
+    /// A whole node's value: captured for the paths that end here or go on below, and given
+    /// back when the built document holds it.
+    fn keep(&mut self, n: &Node, v: Value) -> Option<Value> {
+        for &(slot, path, pos) in n.below.iter() {
+            let out = &mut self.captured;
+            self.tree.below_paths[path as usize].walk_from(&v, pos as usize, &mut |x| {
+                out.push((slot, x.clone()));
+                false
+            });
+        }
+        match (&*n.ends, n.builds) {
+            ([], true) => Some(v),
+            ([], false) => None,
+            ([slot], false) => {
+                push_leaves(&mut self.captured, *slot, v);
+                None
+            }
+            (ends, builds) => {
+                for &slot in ends {
+                    push_leaves(&mut self.captured, slot, v.clone());
+                }
+                builds.then_some(v)
+            }
         }
     }
 
@@ -414,6 +479,14 @@ impl<'a> Scanner<'a> {
             Some(b'n') => self.literal(b"null"),
             _ => self.number().map(|_| ()),
         }
+    }
+}
+
+/// The leaves of a path's value, as the lookup gives them: arrays flattened, in order.
+fn push_leaves(out: &mut Vec<(u32, Value)>, slot: u32, v: Value) {
+    match v {
+        Value::Array(items) => items.into_iter().for_each(|e| push_leaves(out, slot, e)),
+        v => out.push((slot, v)),
     }
 }
 

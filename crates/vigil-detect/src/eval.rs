@@ -78,9 +78,10 @@ impl<'v> Cx<'v> {
 
     fn slot(&self, id: u32, p: &crate::event::FieldPath) -> Slot<'v> {
         if let Some(c) = self.captured {
-            return match c.values(id) {
-                [] => Slot::Zero,
-                [v] => Slot::One(v),
+            let mut vs = c.values(id);
+            return match (vs.next(), vs.next()) {
+                (None, _) => Slot::Zero,
+                (Some(v), None) => Slot::One(v),
                 _ => Slot::Many,
             };
         }
@@ -123,7 +124,7 @@ impl<'v> Cx<'v> {
             Slot::Zero => false,
             Slot::One(v) => f(v),
             Slot::Many | Slot::Unknown => match self.captured {
-                Some(c) => c.values(id).iter().any(f),
+                Some(c) => c.values(id).any(f),
                 None => p.any_hinted(self.doc, self.dotted(), f),
             },
         }

@@ -3,7 +3,7 @@
 //! else. Rules that read other parts (keywords search every value; correlations read their
 //! own fields) are given the whole document instead.
 //!
-//! Same answers as the whole document. A field path resolves (see [`FieldPath`]) through
+//! Same answers as the whole document. A field path resolves (see [`FieldPath`](crate::event::FieldPath)) through
 //! object keys, each key one or more of its dot-separated segments joined back together, and
 //! through arrays, whose elements are all tried; the tree below keeps, at every object on the
 //! way, exactly the keys some path can look up there, so every lookup a rule makes finds what
@@ -48,26 +48,26 @@ const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 /// The values of captured paths, by slot (see [`Tree::capture`]).
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Captured {
-    /// Sorted; `values[i]` is a value of the path of slot `slots[i]`.
-    slots: Vec<u32>,
-    values: Vec<Value>,
+    /// (slot, value), sorted by slot.
+    pairs: fast::Slotted,
 }
 
 impl Captured {
     /// From (slot, value) pairs in document order: a slot's values keep that order.
-    fn new(mut pairs: Vec<(u32, Value)>) -> Captured {
+    fn new(mut pairs: fast::Slotted) -> Captured {
         pairs.sort_by_key(|&(s, _)| s);
-        let (slots, values) = pairs.into_iter().unzip();
-        Captured { slots, values }
+        Captured { pairs }
     }
 
-    /// The values the path of `slot` reaches, as [`FieldPath::any`] gives them in the whole
-    /// document (empty for a slot the tree does not capture).
+    /// The values the path of `slot` reaches, as [`crate::event::FieldPath::any`] gives them in the whole
+    /// document (none for a slot the tree does not capture).
     #[inline]
-    pub(crate) fn values(&self, slot: u32) -> &[Value] {
-        let a = self.slots.partition_point(|&s| s < slot);
-        let n = self.slots[a..].iter().take_while(|&&s| s == slot).count();
-        &self.values[a..a + n]
+    pub(crate) fn values(&self, slot: u32) -> impl Iterator<Item = &Value> + Clone {
+        let a = self.pairs.partition_point(|&(s, _)| s < slot);
+        self.pairs[a..]
+            .iter()
+            .take_while(move |&&(s, _)| s == slot)
+            .map(|(_, v)| v)
     }
 }
 
@@ -418,7 +418,7 @@ mod props {
                     let first = cs.iter().position(|p| p.text == path.text).unwrap() as u32;
                     prop_assert_eq!(
                         values(path, &w),
-                        cap.values(first).to_vec(),
+                        cap.values(first).cloned().collect::<Vec<_>>(),
                         "{} {}", path.text, raw
                     );
                     let _ = i;
@@ -451,7 +451,7 @@ mod capture_tests {
         Some((
             doc,
             (0..paths.len() as u32)
-                .map(|s| cap.values(s).to_vec())
+                .map(|s| cap.values(s).cloned().collect())
                 .collect(),
         ))
     }

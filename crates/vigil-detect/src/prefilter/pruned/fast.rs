@@ -49,7 +49,7 @@ pub(super) fn capture(tree: &Tree, raw: &str) -> R<(Option<Value>, Slotted)> {
         i: 0,
         tree,
         depth: 0,
-        captured: Vec::new(),
+        captured: Vec::with_capacity(16),
     };
     p.ws();
     if p.peek() != Some(b'{') {

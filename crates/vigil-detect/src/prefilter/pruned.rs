@@ -3,13 +3,13 @@
 //! else. Rules that read other parts (keywords search every value; correlations read their
 //! own fields) are given the whole document instead.
 //!
-//! Same answers as the whole document. A field path resolves (see [`FieldPath`](crate::event::FieldPath)) through
-//! object keys, each key one or more of its dot-separated segments joined back together, and
-//! through arrays, whose elements are all tried; the tree below keeps, at every object on the
-//! way, exactly the keys some path can look up there, so every lookup a rule makes finds what
-//! it finds in the whole document. (The root's dotted keys tell resolution to try joined keys
-//! there: a dotted root key left out is one no path looks up, so trying it finds nothing in
-//! either document.)
+//! Same answers as the whole document. A field path resolves (see
+//! [`FieldPath`](crate::event::FieldPath)) through object keys, each key one or more of its
+//! dot-separated segments joined back together, and through arrays, whose elements are all tried;
+//! the tree below keeps, at every object on the way, exactly the keys some path can look up there,
+//! so every lookup a rule makes finds what it finds in the whole document. (The root's dotted keys
+//! tell resolution to try joined keys there: a dotted root key left out is one no path looks up, so
+//! trying it finds nothing in either document.)
 //!
 //! Same acceptance as the whole document: skipped values go through the same deserializer as
 //! [`Value`] does (`deserialize_any`: syntax, escapes and surrogates, number range, nesting

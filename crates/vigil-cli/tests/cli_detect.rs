@@ -141,6 +141,15 @@ fn usage_errors_and_unreadable_input_exit_2() {
     let missing = vigil(&["detect", "no/such/file.log"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing.stderr).contains("no/such/file.log"));
+    // The cause is said once (the library error names it, anyhow's chain repeats it).
+    assert_eq!(
+        text(&missing.stderr)
+            .matches("No such file or directory")
+            .count(),
+        1,
+        "{}",
+        text(&missing.stderr)
+    );
 }
 
 #[test]

@@ -77,14 +77,6 @@ impl<'v> Cx<'v> {
     }
 
     fn slot(&self, id: u32, p: &crate::event::FieldPath) -> Slot<'v> {
-        if let Some(c) = self.captured {
-            let mut vs = c.values(id);
-            return match (vs.next(), vs.next()) {
-                (None, _) => Slot::Zero,
-                (Some(v), None) => Slot::One(v),
-                _ => Slot::Many,
-            };
-        }
         let id = id as usize;
         if id >= CACHE_SLOTS {
             return Slot::Many;
@@ -113,20 +105,20 @@ impl<'v> Cx<'v> {
         s
     }
 
-    /// Calls `f` with every value of an interned path (cached).
+    /// Calls `f` with every value of an interned path (cached, or captured).
     pub(crate) fn values_of(
         &self,
         id: u32,
         p: &crate::event::FieldPath,
         f: &mut dyn FnMut(&'v Value) -> bool,
     ) -> bool {
+        if let Some(c) = self.captured {
+            return c.values(id).any(f);
+        }
         match self.slot(id, p) {
             Slot::Zero => false,
             Slot::One(v) => f(v),
-            Slot::Many | Slot::Unknown => match self.captured {
-                Some(c) => c.values(id).any(f),
-                None => p.any_hinted(self.doc, self.dotted(), f),
-            },
+            Slot::Many | Slot::Unknown => p.any_hinted(self.doc, self.dotted(), f),
         }
     }
 }

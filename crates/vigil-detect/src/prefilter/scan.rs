@@ -6,7 +6,7 @@
 use super::{pruned, scoped, Clause, Prefilter};
 
 /// Per thread: pruning trees by prefilter and set of rules the prefilter let through (the key
-/// is the prefilter's id, whether correlation reads are kept, then the set's bit words; see
+/// is the prefilter's id, flags, then the set's bit words; see
 /// [`Scan::tree`]), and the last one asked for (consecutive events often let the same rules
 /// through).
 #[derive(Default)]
@@ -19,44 +19,10 @@ struct TreeCache {
     last: Option<(Box<[u64]>, std::rc::Rc<pruned::Tree>)>,
 }
 
-/// The flag of a tree key's second word for trees that capture the rules' values.
+/// Flags of a pruning tree key's second word (see [`Scan::tree_key`]): the tree keeps what
+/// correlations read; the tree captures the rules' values.
+const CORR: u64 = 1;
 const CAPTURE: u64 = 2;
-
-/// A pruning tree's key: the prefilter's id, flags (correlation reads kept, [`CAPTURE`]),
-/// then the rule set's bit words; on the stack for up to four words of rules.
-enum TreeKey {
-    Small([u64; 6], usize),
-    Big(Vec<u64>),
-}
-
-impl TreeKey {
-    fn new(len: usize) -> TreeKey {
-        if len <= 6 {
-            TreeKey::Small([0; 6], len)
-        } else {
-            TreeKey::Big(vec![0; len])
-        }
-    }
-}
-
-impl std::ops::Deref for TreeKey {
-    type Target = [u64];
-    fn deref(&self) -> &[u64] {
-        match self {
-            TreeKey::Small(a, n) => &a[..*n],
-            TreeKey::Big(v) => v,
-        }
-    }
-}
-
-impl std::ops::DerefMut for TreeKey {
-    fn deref_mut(&mut self) -> &mut [u64] {
-        match self {
-            TreeKey::Small(a, n) => &mut a[..*n],
-            TreeKey::Big(v) => v,
-        }
-    }
-}
 
 thread_local! {
     static TREES: std::cell::RefCell<TreeCache> = std::cell::RefCell::new(TreeCache::default());
@@ -252,15 +218,23 @@ impl<'r> Scan<'r> {
     }
 
     fn parse(&self) -> Option<Parsed> {
-        let (mut key, capture) = self.tree_key();
-        if capture {
-            if let Some((doc, values)) = self.tree(&key).capture(self.raw) {
+        // The tree's key: on the stack for up to four words of rules.
+        let words = self.pf.rules.len().div_ceil(64);
+        let (mut small, mut big) = ([0u64; 6], Vec::new());
+        let key: &mut [u64] = if words + 2 <= small.len() {
+            &mut small[..words + 2]
+        } else {
+            big.resize(words + 2, 0);
+            &mut big
+        };
+        if self.tree_key(key) {
+            if let Some((doc, values)) = self.tree(key).capture(self.raw) {
                 return Some(Parsed::Captured(doc, values));
             }
             // The capture gave up: parse down to every field instead.
             key[1] &= !CAPTURE;
         }
-        self.tree(&key).parse(self.raw).map(Parsed::Doc)
+        self.tree(key).parse(self.raw).map(Parsed::Doc)
     }
 
     /// The document handed to the caller (see [`crate::RuleSet::matches_doc`]), if the event
@@ -273,15 +247,14 @@ impl<'r> Scan<'r> {
         }
     }
 
-    /// The key of the pruning tree for the rules this event may match (see [`Scan::tree`]),
-    /// and whether their values can be captured. Records which rules may match
-    /// ([`Scan::holding`]).
-    fn tree_key(&self) -> (TreeKey, bool) {
+    /// Writes into `key` (zeroed, two words more than the rules take) the key of the pruning
+    /// tree for the rules this event may match (see [`Scan::tree`]): the prefilter's id, the
+    /// flags ([`CORR`], [`CAPTURE`]), then the rule set's bit words. True when their values
+    /// can be captured. Records which rules may match ([`Scan::holding`]).
+    fn tree_key(&self, key: &mut [u64]) -> bool {
         let rules = &self.pf.rules;
-        let words = rules.len().div_ceil(64);
-        let mut key = TreeKey::new(words + 2);
         key[0] = self.pf.id;
-        let mut holding = vec![0u64; words];
+        let mut holding = vec![0u64; rules.len().div_ceil(64)];
         let mut capture = true;
         let mut corr = false;
         for i in self.candidates() {
@@ -295,9 +268,9 @@ impl<'r> Scan<'r> {
                 corr |= r.feeds;
             }
         }
-        key[1] = u64::from(corr) | if capture { CAPTURE } else { 0 };
+        key[1] = if corr { CORR } else { 0 } | if capture { CAPTURE } else { 0 };
         let _ = self.holding.set(holding);
-        (key, capture)
+        capture
     }
 
     /// The pruning tree for a key of [`Scan::tree_key`] (cached per thread): it keeps what
@@ -321,7 +294,7 @@ impl<'r> Scan<'r> {
                         c.trees.clear();
                     }
                     let set = &key[2..];
-                    let corr: &[crate::event::FieldPath] = if key[1] & 1 != 0 {
+                    let corr: &[crate::event::FieldPath] = if key[1] & CORR != 0 {
                         &self.pf.corr_paths
                     } else {
                         &[]

@@ -30,7 +30,8 @@ const MAX_DEPTH: u32 = 100;
 /// `raw` parsed down to what `tree` keeps, when the scanner can be sure of the answer; the
 /// root must be an object.
 pub(super) fn parse(tree: &Tree, raw: &str) -> R<Value> {
-    let (doc, _) = capture(tree, raw)?;
+    // Nothing is captured: no room is made for values.
+    let (doc, _) = scan(tree, raw, Vec::new())?;
     Ok(doc.unwrap_or_else(|| Value::Object(Map::new())))
 }
 
@@ -43,13 +44,17 @@ pub(super) fn parse(tree: &Tree, raw: &str) -> R<Value> {
 /// of the one the lookup prefers; reached through one key, they are that key's values, and
 /// arrays give theirs element by element, as the lookup does.
 pub(super) fn capture(tree: &Tree, raw: &str) -> R<(Option<Value>, Slotted)> {
+    scan(tree, raw, Vec::with_capacity(16))
+}
+
+fn scan(tree: &Tree, raw: &str, captured: Slotted) -> R<(Option<Value>, Slotted)> {
     let mut p = Scanner {
         s: raw,
         b: raw.as_bytes(),
         i: 0,
         tree,
         depth: 0,
-        captured: Vec::with_capacity(16),
+        captured,
     };
     p.ws();
     if p.peek() != Some(b'{') {
@@ -483,7 +488,7 @@ impl<'a> Scanner<'a> {
 }
 
 /// The leaves of a path's value, as the lookup gives them: arrays flattened, in order.
-fn push_leaves(out: &mut Vec<(u32, Value)>, slot: u32, v: Value) {
+fn push_leaves(out: &mut Slotted, slot: u32, v: Value) {
     match v {
         Value::Array(items) => items.into_iter().for_each(|e| push_leaves(out, slot, e)),
         v => out.push((slot, v)),

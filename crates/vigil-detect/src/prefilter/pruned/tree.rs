@@ -120,10 +120,18 @@ impl Tree {
             ends.dedup();
             node.ends = ends.into();
             node.below = below.into();
-            // A whole node keeps everything below it anyway.
+            // A whole node keeps everything below it anyway. Per child: its key, its node, and
+            // the captured paths it leads to (see `Node::clash`).
+            let mut entries: Vec<(Box<str>, u32, Vec<usize>)> = Vec::new();
             for (key, mut next) in by_key {
                 next.sort_unstable();
                 next.dedup();
+                let mut captured: Vec<usize> = next
+                    .iter()
+                    .filter(|&&(p, _)| matches!(all[p].1, Kind::Capture(_)))
+                    .map(|&(p, _)| p)
+                    .collect();
+                captured.dedup();
                 let child = match ids.get(&next) {
                     Some(&c) => c,
                     None => {
@@ -134,14 +142,16 @@ impl Tree {
                         c
                     }
                 };
-                node.children.push((key.into_boxed_str(), child));
+                entries.push((key.into_boxed_str(), child, captured));
             }
-            node.children.sort_by_key(|(k, _)| k.len());
+            entries.sort_by_key(|(k, _, _)| k.len());
+            let captured: Vec<Vec<usize>> = entries.iter().map(|e| e.2.clone()).collect();
+            node.children = entries.into_iter().map(|(k, c, _)| (k, c)).collect();
             let max = node.children.last().map_or(0, |(k, _)| k.len());
             node.by_len = (0..=max + 1)
                 .map(|len| node.children.partition_point(|(k, _)| k.len() < len) as u32)
                 .collect();
-            node.set_clashes(&set, &all.iter().map(|a| a.1).collect::<Vec<_>>(), &segs);
+            node.set_clashes(&captured);
             tree.nodes[id] = node;
         }
         tree
@@ -163,26 +173,9 @@ impl Node {
             .map(|i| (a + i, self.children[a + i].1))
     }
 
-    /// Fills [`Node::clash`] and [`Node::bit`]: the captured paths of each child are the
-    /// paths whose position set at `set` its key moves on.
-    fn set_clashes(&mut self, set: &[(usize, usize)], kinds: &[Kind], segs: &[Vec<&str>]) {
-        let captured: Vec<Vec<usize>> = self
-            .children
-            .iter()
-            .map(|(key, _)| {
-                let mut ps: Vec<usize> = set
-                    .iter()
-                    .filter(|&&(p, i)| {
-                        matches!(kinds[p], Kind::Capture(_))
-                            && i < segs[p].len()
-                            && (i..segs[p].len()).any(|j| segs[p][i..=j].join(".") == **key)
-                    })
-                    .map(|&(p, _)| p)
-                    .collect();
-                ps.dedup();
-                ps
-            })
-            .collect();
+    /// Fills [`Node::clash`] and [`Node::bit`], given the captured paths each child leads to
+    /// (in the order of `children`).
+    fn set_clashes(&mut self, captured: &[Vec<usize>]) {
         // Keys without dots (the nested route, what documents nearly always have) get the
         // first bits.
         let mut order: Vec<usize> = (0..self.children.len())
